@@ -1,0 +1,275 @@
+"""Running a snapshot set: plan, pre-flight, window, capture, package.
+
+Every step that creates something registers its undo; on any failure the
+window is closed first, then the undos run newest first, and the original
+error is raised. An undo that fails is logged and recorded on the error
+(``rollback_failures``), never raised over it.
+"""
+
+import concurrent.futures
+import dataclasses
+import datetime
+import io
+import logging
+import threading
+import uuid
+
+from glanceclient import exc as glance_exceptions
+from oslo_utils import excutils
+
+from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import plan as planning
+from snapshot_dashboard.orchestration import preflight
+from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import window as windows
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 60
+POLL_S = 0.1
+UPLOAD_TIMEOUT_S = 3600
+
+STARTED = 'started'
+DONE = 'done'
+FAILED = 'failed'
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One step's state, as handed to the progress callback."""
+
+    step: str
+    state: str
+    device: str | None = None
+    detail: str | None = None
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What the capturers need to name and tag what they create."""
+
+    run_id: str
+    server_id: str
+    clock: object = windows.Clock
+    set_name: str = ''
+    description: str = ''
+
+
+class Rollback:
+    """Undo callables, run newest first; failures are kept, not raised."""
+
+    def __init__(self):
+        self._undos = []
+        self._lock = threading.Lock()
+        self.failures = []
+
+    def add(self, description, undo, *args):
+        with self._lock:
+            self._undos.append((description, undo, args))
+
+    def run(self):
+        while self._undos:
+            description, undo, args = self._undos.pop()
+            try:
+                undo(*args)
+            except Exception as e:
+                LOG.exception('Rollback step failed: %s', description)
+                self.failures.append('%s: %s' % (description, e))
+
+
+def _report(progress, step, state, device=None, detail=None):
+    if progress is None:
+        return
+    try:
+        progress(Event(step, state, device, detail))
+    except Exception:
+        LOG.exception('Progress callback failed on %s %s', step, state)
+
+
+def default_set_name(plan, now=None):
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return '%s %s' % (plan.server_name or plan.server_id,
+                      now.strftime('%Y-%m-%dT%H:%M:%SZ'))
+
+
+def plan_snapshot_set(clients, server_id, devices=None, available=None):
+    """The plan for ``devices`` (None: every drive that can be captured)."""
+    if available is None:
+        available = capture.capturers(clients, RunContext('', server_id))
+    return planning.load_plan(
+        clients, server_id, selection=devices,
+        cannot_capture=lambda d: capture.capturer_for(available, d)[1])
+
+
+def create_snapshot_set(clients, server_id, devices=None, name=None,
+                        description='', consistency=windows.AUTO,
+                        budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
+                        clock=windows.Clock):
+    """Take one snapshot set of a server and return it.
+
+    Returns when every drive is captured and the set's image is written;
+    with ``wait`` only once the set is usable (the root image uploaded).
+    Raises a SnapshotSetError subclass, with nothing left behind.
+    """
+    _report(progress, 'plan', STARTED)
+    context = RunContext(str(uuid.uuid4()), server_id, clock=clock,
+                         description=description or '')
+    available = capture.capturers(clients, context)
+    plan = plan_snapshot_set(clients, server_id, devices, available)
+    context.set_name = name or default_set_name(plan)
+    _report(progress, 'plan', DONE,
+            detail=', '.join(d.name for d in plan.devices))
+
+    _report(progress, 'preflight', STARTED)
+    window = windows.choose_window(consistency, plan, clients, clock=clock)
+    short = [c for c in preflight.check_quotas(clients, plan) if not c.ok]
+    if short:
+        raise errors.QuotaExceeded(short)
+    _report(progress, 'preflight', DONE, detail=window.description)
+
+    rollback = Rollback()
+    try:
+        captures, window_ms = _capture(plan, window, available, rollback,
+                                       budget_s, clock, progress)
+        _check_still_attached(clients, plan)
+        snapshot_set = _snapshot_set(plan, captures, window, window_ms,
+                                     context, consistency)
+        _report(progress, 'package', STARTED)
+        snapshot_set = _package(clients, plan, snapshot_set, rollback)
+        _report(progress, 'package', DONE, detail=snapshot_set.id)
+        if wait:
+            _report(progress, 'upload', STARTED)
+            snapshot_set = wait_until_usable(clients, snapshot_set, clock)
+            _report(progress, 'upload', DONE)
+    except BaseException as e:
+        with excutils.save_and_reraise_exception():
+            _report(progress, 'rollback', STARTED, detail=str(e))
+            rollback.run()
+            e.rollback_failures = rollback.failures
+            _report(progress, 'rollback',
+                    FAILED if rollback.failures else DONE,
+                    detail='; '.join(rollback.failures) or None)
+    return snapshot_set
+
+
+def _capture(plan, window, available, rollback, budget_s, clock, progress):
+    """Open the window, initiate every capture in parallel, wait for every
+    instant, close the window. Returns the captures and the window in ms."""
+    _report(progress, 'open-window', STARTED, detail=window.description)
+    try:
+        window.open()
+        opened = clock.now()
+        _report(progress, 'open-window', DONE)
+        by_device = {d.name: capture.capturer_for(available, d)[0]
+                     for d in plan.devices}
+        with concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(8, len(plan.devices))) as pool:
+            futures = [pool.submit(by_device[d.name].begin, d, rollback)
+                       for d in plan.devices]
+            # Every begin finishes (and registers its undo) before a
+            # failure of one is raised.
+            concurrent.futures.wait(futures)
+            captures = [f.result() for f in futures]
+        for c in captures:
+            _report(progress, 'capture', STARTED, device=c.device.name)
+        pending = list(captures)
+        while pending:
+            for c in list(pending):
+                if by_device[c.device.name].reached(c):
+                    c.reached_at = clock.now()
+                    pending.remove(c)
+                    _report(progress, 'capture', DONE, device=c.device.name)
+            if pending:
+                if clock.now() - opened >= budget_s:
+                    raise errors.WindowTimeout(
+                        budget_s, [c.device.name for c in pending])
+                clock.sleep(POLL_S)
+    except BaseException:
+        with excutils.save_and_reraise_exception():
+            _report(progress, 'close-window', STARTED)
+            try:
+                window.close()
+            except Exception as e:
+                LOG.exception('Closing the window after a failure failed')
+                _report(progress, 'close-window', FAILED, detail=str(e))
+            else:
+                _report(progress, 'close-window', DONE)
+    _report(progress, 'close-window', STARTED)
+    window.close()
+    window_ms = int(round((clock.now() - opened) * 1000))
+    _report(progress, 'close-window', DONE, detail='%d ms' % window_ms)
+    for c in captures:
+        c.reached_at = int(round((c.reached_at - opened) * 1000))
+    return captures, window_ms
+
+
+def _check_still_attached(clients, plan):
+    """A volume detached while the set was taken is not in the set."""
+    _, attachments, _ = planning.read_server(clients, plan.server_id)
+    attached = {(a['device'], a['volumeId']) for a in attachments}
+    detached = [d.name for d in plan.volume_devices
+                if (d.name, d.volume_id) not in attached]
+    if detached:
+        raise errors.DevicesChanged(detached)
+
+
+def _snapshot_set(plan, captures, window, window_ms, context, requested):
+    shared = window.level != windows.NONE
+    drives = [sets.Drive(name=c.device.name, kind=c.device.kind,
+                         size_gb=c.device.size_gb,
+                         volume_id=c.device.volume_id,
+                         volume_name=c.device.volume_name,
+                         snapshot_id=c.snapshot_id, image_id=c.image_id,
+                         captured_ms=c.reached_at, shared_instant=shared)
+              for c in captures]
+    root_image = next((c.image_id for c in captures if c.image_id), None)
+    return sets.SnapshotSet(
+        id=root_image or str(uuid.uuid4()), name=context.set_name,
+        server_id=plan.server_id, run_id=context.run_id,
+        consistency=window.level, requested_consistency=requested,
+        window_ms=window_ms, drives=drives,
+        excluded=[{'device': d.name, 'reason': why}
+                  for d, why in plan.excluded],
+        bootable=plan.bootable)
+
+
+def _package(clients, plan, snapshot_set, rollback):
+    """Write the set's image: Nova's root image gets the set's properties;
+    otherwise a new image without data carries them (as Nova does for a
+    volume-backed server)."""
+    properties = package.image_properties(snapshot_set, plan)
+    glance = clients.glance
+    if any(d.image_id == snapshot_set.id for d in snapshot_set.drives):
+        glance.images.update(snapshot_set.id, **properties)
+        return snapshot_set
+    glance.images.create(
+        id=snapshot_set.id, name=snapshot_set.name, disk_format='raw',
+        container_format='bare', visibility='private', **properties)
+    rollback.add('delete image %s' % snapshot_set.id,
+                 capture.delete_image, glance, snapshot_set.id)
+    glance.images.upload(snapshot_set.id, io.BytesIO(b''), image_size=0)
+    return dataclasses.replace(snapshot_set, status=sets.AVAILABLE)
+
+
+def wait_until_usable(clients, snapshot_set, clock,
+                      timeout_s=UPLOAD_TIMEOUT_S):
+    """Wait until the set's image is active; its snapshots already are."""
+    deadline = clock.now() + timeout_s
+    while True:
+        try:
+            status = clients.glance.images.get(snapshot_set.id)['status']
+        except glance_exceptions.HTTPNotFound:
+            status = 'deleted'
+        if status == 'active':
+            return dataclasses.replace(snapshot_set, status=sets.AVAILABLE)
+        if status not in ('queued', 'saving', 'uploading', 'importing'):
+            raise errors.CaptureFailed(
+                'The image of snapshot set %s ended %s while uploading.'
+                % (snapshot_set.id, status))
+        if clock.now() >= deadline:
+            raise errors.CaptureFailed(
+                'The image of snapshot set %s was not uploaded within %s s.'
+                % (snapshot_set.id, timeout_s))
+        clock.sleep(1)

@@ -1,0 +1,169 @@
+"""Snapshot sets as stored: one Glance image and its volume snapshots.
+
+An image is a set when its ``snapshot_set_id`` property is its own id. A
+server booted from a set inherits the set's properties into Nova's next
+snapshot of it; that image carries another image's id and is not a set.
+"""
+
+import dataclasses
+import json
+import logging
+
+from cinderclient import exceptions as cinder_exceptions
+from glanceclient import exc as glance_exceptions
+
+from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import package
+
+LOG = logging.getLogger(__name__)
+
+AVAILABLE = 'available'
+CREATING = 'creating'
+DELETING = 'deleting'
+ERROR = 'error'
+
+IMAGE_STATUSES = {
+    'active': AVAILABLE,
+    'queued': CREATING,
+    'saving': CREATING,
+    'uploading': CREATING,
+    'importing': CREATING,
+    'pending_delete': DELETING,
+}
+SNAPSHOT_STATUSES = {
+    'available': AVAILABLE,
+    'creating': CREATING,
+    'deleting': DELETING,
+}
+
+
+@dataclasses.dataclass
+class Drive:
+    """One captured drive of a set."""
+
+    name: str
+    kind: str
+    size_gb: int
+    volume_id: str | None = None
+    volume_name: str | None = None
+    snapshot_id: str | None = None
+    image_id: str | None = None
+    captured_ms: int | None = None  # since the window opened
+    shared_instant: bool = False
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@dataclasses.dataclass
+class SnapshotSet:
+    id: str
+    name: str
+    server_id: str
+    run_id: str
+    consistency: str
+    requested_consistency: str
+    window_ms: int
+    drives: list
+    excluded: list = dataclasses.field(default_factory=list)
+    bootable: bool = False
+    created_at: str | None = None
+    status: str = CREATING
+
+    @classmethod
+    def from_image(cls, image):
+        """The set an image holds, or None if the image is not a set."""
+        if image.get(package.SET_ID) != image['id']:
+            return None
+        return cls(
+            id=image['id'], name=image.get('name') or '',
+            server_id=image.get(package.SET_SERVER, ''),
+            run_id=image.get(package.SET_RUN, ''),
+            consistency=image.get(package.SET_CONSISTENCY, ''),
+            requested_consistency=image.get(package.SET_REQUESTED, ''),
+            window_ms=int(image.get(package.SET_WINDOW_MS) or 0),
+            drives=[Drive.from_dict(d) for d in
+                    json.loads(image.get(package.SET_DEVICES) or '[]')],
+            excluded=json.loads(image.get(package.SET_EXCLUDED) or '[]'),
+            bootable=image.get(package.SET_BOOTABLE) == 'True',
+            created_at=image.get('created_at'),
+            status=IMAGE_STATUSES.get(image.get('status'), ERROR))
+
+    @property
+    def snapshot_ids(self):
+        return [d.snapshot_id for d in self.drives if d.snapshot_id]
+
+    def with_snapshot_statuses(self, statuses):
+        """The set's status given its snapshots' Cinder statuses by id
+        (a snapshot missing from ``statuses`` is gone)."""
+        states = [self.status] + [
+            SNAPSHOT_STATUSES.get(statuses.get(sid), ERROR)
+            for sid in self.snapshot_ids]
+        for state in (ERROR, DELETING, CREATING):
+            if state in states:
+                return dataclasses.replace(self, status=state)
+        return dataclasses.replace(self, status=AVAILABLE)
+
+
+def list_sets(clients, server_id=None):
+    """The project's sets, newest first, with two API calls in all."""
+    filters = {'image_type': 'snapshot', 'owner': clients.project_id}
+    if server_id:
+        filters[package.SET_SERVER] = server_id
+    images = clients.glance.images.list(
+        filters=filters, sort_key='created_at', sort_dir='desc')
+    found = [s for s in map(SnapshotSet.from_image, images) if s]
+    if not any(s.snapshot_ids for s in found):
+        return found
+    statuses = {snapshot.id: snapshot.status for snapshot in
+                clients.cinder.volume_snapshots.list(detailed=True)}
+    return [s.with_snapshot_statuses(statuses) for s in found]
+
+
+def get_set(clients, set_id):
+    try:
+        image = clients.glance.images.get(set_id)
+    except glance_exceptions.HTTPNotFound:
+        raise errors.SetNotFound(set_id) from None
+    snapshot_set = SnapshotSet.from_image(image)
+    if snapshot_set is None or image.get('owner') != clients.project_id:
+        raise errors.SetNotFound(set_id)
+    statuses = {}
+    for snapshot_id in snapshot_set.snapshot_ids:
+        try:
+            statuses[snapshot_id] = clients.cinder.volume_snapshots.get(
+                snapshot_id).status
+        except cinder_exceptions.NotFound:
+            pass
+    return snapshot_set.with_snapshot_statuses(statuses)
+
+
+def delete_set(clients, set_id):
+    """Delete the set's volume snapshots, then its image; nothing else.
+
+    A snapshot that is not tagged with the set's run is left alone. If a
+    snapshot cannot be deleted the image stays, so the delete can be retried.
+    """
+    snapshot_set = get_set(clients, set_id)
+    failures = []
+    for snapshot_id in snapshot_set.snapshot_ids:
+        try:
+            snapshot = clients.cinder.volume_snapshots.get(snapshot_id)
+            if snapshot.metadata.get(capture.RUN_KEY) != snapshot_set.run_id:
+                LOG.warning('Snapshot %s is not part of set %s; kept.',
+                            snapshot_id, set_id)
+                continue
+            clients.cinder.volume_snapshots.delete(snapshot_id)
+        except cinder_exceptions.NotFound:
+            continue
+        except cinder_exceptions.ClientException as e:
+            failures.append('volume snapshot %s: %s' % (snapshot_id, e))
+    if failures:
+        raise errors.SetDeleteFailed(set_id, failures)
+    capture.delete_image(clients.glance, set_id)

@@ -1,0 +1,144 @@
+"""The capture window: what holds the guest still while its drives are taken.
+
+A window is opened before the first capture is initiated and closed as soon
+as every drive has reached its point in time. ``level`` is the consistency
+the window gives when it closes normally.
+"""
+
+import logging
+import time
+
+from novaclient import exceptions as nova_exceptions
+
+from snapshot_dashboard.orchestration import errors
+
+LOG = logging.getLogger(__name__)
+
+APPLICATION = 'application'
+CRASH = 'crash'
+NONE = 'none'
+AUTO = 'auto'
+LEVELS = (AUTO, APPLICATION, CRASH, NONE)
+LEVEL_HELP = {
+    AUTO: 'the best this server allows: application, else crash',
+    APPLICATION: 'filesystems frozen by the guest agent during the capture, '
+                 'or fail',
+    CRASH: 'the server paused during the capture: every drive at one '
+           'instant, as after a power cut',
+    NONE: 'no pause: each drive captured at its own instant',
+}
+
+
+class Clock:
+    """Time as the orchestration sees it; tests substitute their own."""
+
+    now = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+class Window:
+    level = NONE
+    description = 'nothing held'
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class NoWindow(Window):
+    """Consistency ``none``: each drive at its own instant."""
+
+
+class StillServerWindow(Window):
+    """A server that is shut off, paused or suspended does not write: every
+    drive already shares one instant."""
+
+    level = CRASH
+    description = 'server not running'
+
+
+class NovaPauseWindow(Window):
+    """Consistency ``crash`` through Nova's pause.
+
+    Nova refuses to unpause while a task (such as its own createImage) runs
+    on the server, so closing waits for the task to end first.
+    """
+
+    level = CRASH
+    description = 'paused through Nova'
+
+    def __init__(self, nova, server_id, clock=Clock, poll_s=0.2,
+                 timeout_s=600):
+        self.nova = nova
+        self.server_id = server_id
+        self.clock = clock
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self.pause_requested = False
+
+    def _server(self):
+        return self.nova.servers.get(self.server_id).to_dict()
+
+    def _wait_for(self, condition, what):
+        deadline = self.clock.now() + self.timeout_s
+        while True:
+            server = self._server()
+            if condition(server):
+                return server
+            if server['status'] == 'ERROR':
+                raise errors.CaptureFailed(
+                    'Server %s went into ERROR while %s.'
+                    % (self.server_id, what))
+            if self.clock.now() >= deadline:
+                raise errors.WindowCloseFailed(
+                    'Server %s did not finish %s within %s s.'
+                    % (self.server_id, what, self.timeout_s))
+            self.clock.sleep(self.poll_s)
+
+    def open(self):
+        self.pause_requested = True
+        self.nova.servers.pause(self.server_id)
+        self._wait_for(lambda s: s['status'] == 'PAUSED', 'pausing')
+
+    def close(self):
+        if not self.pause_requested:
+            return
+        try:
+            self._wait_for(
+                lambda s: (s['status'] != 'PAUSED'
+                           or not s.get('OS-EXT-STS:task_state')),
+                'its running task')
+            if self._server()['status'] == 'PAUSED':
+                self.nova.servers.unpause(self.server_id)
+            self._wait_for(lambda s: s['status'] != 'PAUSED', 'unpausing')
+        except (nova_exceptions.ClientException, errors.SnapshotSetError) as e:
+            raise errors.WindowCloseFailed(
+                'Could not unpause server %s, it may still be paused: %s'
+                % (self.server_id, e)) from e
+        self.pause_requested = False
+
+
+def choose_window(consistency, plan, clients, clock=Clock):
+    """The window that reaches ``consistency`` for this plan, or an error."""
+    if consistency not in LEVELS:
+        raise errors.ConsistencyUnavailable(
+            'Unknown consistency %r; choose one of %s.'
+            % (consistency, ', '.join(LEVELS)))
+    if not plan.running:
+        if consistency == APPLICATION:
+            raise errors.ConsistencyUnavailable(
+                'Server %s is %s: its guest agent cannot quiesce it. Ask '
+                'for crash consistency: a server that is not running has '
+                'every drive at one instant.'
+                % (plan.server_name or plan.server_id, plan.status))
+        return StillServerWindow() if consistency != NONE else NoWindow()
+    if consistency == NONE:
+        return NoWindow()
+    if consistency == APPLICATION:
+        raise errors.ConsistencyUnavailable(
+            'Application consistency needs the compute-side agent, and none '
+            'is configured for server %s.'
+            % (plan.server_name or plan.server_id))
+    return NovaPauseWindow(clients.nova, plan.server_id, clock=clock)
