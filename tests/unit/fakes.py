@@ -1,0 +1,399 @@
+"""In-memory doubles of Nova, Cinder and Glance, as their clients show them.
+
+They keep state (servers, volumes, snapshots, images), move it on as the
+clock ticks (a snapshot leaves ``creating``, Nova's createImage walks its
+task states, a pause lands) and raise the clients' own exceptions, so the
+orchestration's real code runs against them. ``fail_at`` names the points
+where a call fails, to prove every failure leaves nothing behind.
+"""
+
+import copy
+import threading
+import uuid
+
+from cinderclient import exceptions as cinder_exceptions
+from glanceclient import exc as glance_exceptions
+from novaclient import exceptions as nova_exceptions
+
+PROJECT = 'project-demo'
+OTHER_PROJECT = 'project-other'
+
+# Every point where the doubles can be told to fail.
+FAILURE_POINTS = (
+    'nova.pause',
+    'nova.unpause',
+    'nova.create_image',
+    'nova.snapshot_task',  # Nova's createImage task fails after the call
+    'cinder.snapshot_create',
+    'cinder.snapshot_status',  # a snapshot ends in 'error'
+    'glance.create',
+    'glance.upload',
+    'glance.update',
+)
+
+
+class Resource(dict):
+    """A client resource: item and attribute access, and ``to_dict``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_dict(self):
+        return copy.deepcopy(dict(self))
+
+
+class FakeCloud:
+    def __init__(self, project_id=PROJECT, snapshot_ticks=2,
+                 image_task_ticks=1):
+        self.project_id = project_id
+        self.snapshot_ticks = snapshot_ticks
+        self.image_task_ticks = image_task_ticks
+        self.fail_at = set()
+        self.servers = {}
+        self.attachments = {}  # server id -> list of attachment dicts
+        self.volumes = {}
+        self.snapshots = {}
+        self.images = {}
+        self.limits = {'maxTotalSnapshots': -1, 'totalSnapshotsUsed': 0,
+                       'maxTotalVolumeGigabytes': -1,
+                       'totalGigabytesUsed': 0}
+        self.image_limit = -1
+        self.pause_calls = []  # (call, server status seen) for assertions
+        self.on_tick = []  # callables run at every tick, for tests
+        self.lock = threading.RLock()
+        self.nova = _Nova(self)
+        self.cinder = _Cinder(self)
+        self.glance = _Glance(self)
+
+    # -- seeding -----------------------------------------------------------
+
+    def add_server(self, name='web', image_backed=True, ephemeral_gb=0,
+                   volumes=(), root_gb=1, status='ACTIVE',
+                   project_id=None, admin_root_name=False):
+        """A server; ``volumes`` is a list of (device, size_gb)."""
+        server_id = str(uuid.uuid4())
+        image = {'id': 'image-cirros'} if image_backed else ''
+        server = {
+            'id': server_id, 'name': name, 'status': status,
+            'tenant_id': project_id or self.project_id, 'image': image,
+            'OS-EXT-STS:task_state': None,
+            'flavor': {'disk': root_gb if image_backed else 0,
+                       'ephemeral': ephemeral_gb, 'swap': 0,
+                       'original_name': 'm1.test'},
+        }
+        if admin_root_name:
+            server['OS-EXT-SRV-ATTR:root_device_name'] = '/dev/vda'
+        self.servers[server_id] = server
+        self.attachments[server_id] = []
+        if not image_backed:
+            root = self.add_volume(name + '-root', root_gb, bootable=True)
+            self.attach(server_id, root, '/dev/vda', True)
+        for device, size in volumes:
+            volume = self.add_volume('%s-%s' % (name, device[-3:]), size)
+            self.attach(server_id, volume, device)
+        return server_id
+
+    def add_volume(self, name, size, bootable=False):
+        volume_id = str(uuid.uuid4())
+        self.volumes[volume_id] = {
+            'id': volume_id, 'name': name, 'size': size,
+            'status': 'available', 'bootable': str(bootable).lower(),
+            'volume_image_metadata': ({'hw_qemu_guest_agent': 'yes',
+                                       'image_id': 'image-cirros',
+                                       'checksum': 'abc', 'size': '1024'}
+                                      if bootable else None),
+        }
+        return volume_id
+
+    def attach(self, server_id, volume_id, device,
+               delete_on_termination=False):
+        self.attachments[server_id].append({
+            'id': volume_id, 'serverId': server_id, 'volumeId': volume_id,
+            'device': device,
+            'delete_on_termination': delete_on_termination})
+        self.volumes[volume_id]['status'] = 'in-use'
+
+    def detach(self, server_id, device):
+        for attachment in list(self.attachments[server_id]):
+            if attachment['device'] == device:
+                self.attachments[server_id].remove(attachment)
+                self.volumes[attachment['volumeId']]['status'] = 'available'
+
+    # -- time --------------------------------------------------------------
+
+    def tick(self):
+        with self.lock:
+            for snapshot in self.snapshots.values():
+                if snapshot['status'] == 'creating':
+                    snapshot['_ticks'] += 1
+                    if snapshot['_ticks'] >= self.snapshot_ticks:
+                        snapshot['status'] = (
+                            'error' if 'cinder.snapshot_status' in
+                            self.fail_at else 'available')
+            for server in self.servers.values():
+                self._advance_server(server)
+            for hook in list(self.on_tick):
+                hook()
+
+    IMAGE_TASKS = ('image_snapshot_pending', 'image_snapshot',
+                   'image_pending_upload', 'image_uploading', None)
+
+    def _advance_server(self, server):
+        pending = server.pop('_pending_status', None)
+        if pending:
+            server['status'] = pending
+        task = server['OS-EXT-STS:task_state']
+        if task not in self.IMAGE_TASKS or task is None:
+            return
+        server['_task_ticks'] = server.get('_task_ticks', 0) + 1
+        if server['_task_ticks'] < self.image_task_ticks:
+            return
+        server['_task_ticks'] = 0
+        next_task = self.IMAGE_TASKS[self.IMAGE_TASKS.index(task) + 1]
+        image = self.images.get(server['_snapshot_image'])
+        if next_task == 'image_uploading' and image is not None:
+            image['status'] = 'saving'
+        if next_task is None and image is not None:
+            if 'nova.snapshot_task' in self.fail_at:
+                # Nova deletes the image when its snapshot fails.
+                del self.images[image['id']]
+            else:
+                image['status'] = 'active'
+                image['size'] = 1024
+        server['OS-EXT-STS:task_state'] = next_task
+
+    def check(self, point, exception):
+        if point in self.fail_at:
+            raise exception
+
+    # -- what tests look at ------------------------------------------------
+
+    def server_status(self, server_id):
+        return self.servers[server_id]['status']
+
+
+class _Nova:
+    def __init__(self, cloud):
+        self.servers = _Servers(cloud)
+        self.volumes = _ServerVolumes(cloud)
+
+
+class _Servers:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def _get(self, server_id):
+        server = self.cloud.servers.get(getattr(server_id, 'id', server_id))
+        if server is None or (server['tenant_id'] != self.cloud.project_id
+                              and not getattr(self.cloud, 'admin', False)):
+            raise nova_exceptions.NotFound(404, 'Instance not found')
+        return server
+
+    def get(self, server_id):
+        server = self._get(server_id)
+        return Resource({k: v for k, v in server.items()
+                         if not k.startswith('_')})
+
+    def _conflict(self, server, action):
+        return nova_exceptions.Conflict(
+            409, 'Cannot %s instance while it is in vm_state %s, task_state '
+            '%s' % (action, server['status'],
+                    server['OS-EXT-STS:task_state']))
+
+    def pause(self, server_id):
+        server = self._get(server_id)
+        self.cloud.pause_calls.append(('pause', server['status']))
+        self.cloud.check('nova.pause',
+                         nova_exceptions.ClientException(500, 'pause failed'))
+        if server['status'] != 'ACTIVE' or server['OS-EXT-STS:task_state']:
+            raise self._conflict(server, 'pause')
+        server['_pending_status'] = 'PAUSED'
+
+    def unpause(self, server_id):
+        server = self._get(server_id)
+        self.cloud.pause_calls.append(('unpause', server['status']))
+        self.cloud.check('nova.unpause', nova_exceptions.ClientException(
+            500, 'unpause failed'))
+        if server['status'] != 'PAUSED' or server['OS-EXT-STS:task_state']:
+            raise self._conflict(server, 'unpause')
+        server['_pending_status'] = 'ACTIVE'
+
+    def create_image(self, server_id, image_name, metadata=None):
+        server = self._get(server_id)
+        self.cloud.check('nova.create_image', nova_exceptions.ClientException(
+            500, 'createImage failed'))
+        if server['OS-EXT-STS:task_state']:
+            raise self._conflict(server, 'createImage')
+        image = self.cloud.glance.images.create(
+            name=image_name, instance_uuid=server['id'],
+            image_type='snapshot', hw_qemu_guest_agent='yes',
+            _by_nova=True, **(metadata or {}))
+        server['OS-EXT-STS:task_state'] = 'image_snapshot_pending'
+        server['_snapshot_image'] = image['id']
+        return image['id']
+
+
+class _ServerVolumes:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_server_volumes(self, server_id):
+        self.cloud.nova.servers._get(server_id)
+        return [Resource(a) for a in self.cloud.attachments[server_id]]
+
+
+class _Cinder:
+    def __init__(self, cloud):
+        self.volumes = _Volumes(cloud)
+        self.volume_snapshots = _Snapshots(cloud)
+        self.limits = _Limits(cloud)
+
+
+class _Volumes:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get(self, volume_id):
+        if volume_id not in self.cloud.volumes:
+            raise cinder_exceptions.NotFound(404, 'Volume not found')
+        return Resource(copy.deepcopy(self.cloud.volumes[volume_id]))
+
+
+class _Snapshots:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def create(self, volume_id, force=False, name=None, description=None,
+               metadata=None):
+        cloud = self.cloud
+        cloud.check('cinder.snapshot_create',
+                    cinder_exceptions.ClientException(500, 'create failed'))
+        volume = cloud.volumes.get(volume_id)
+        if volume is None:
+            raise cinder_exceptions.NotFound(404, 'Volume not found')
+        if volume['status'] == 'in-use' and not force:
+            raise cinder_exceptions.BadRequest(400, 'Volume is in use')
+        snapshot_id = str(uuid.uuid4())
+        with cloud.lock:
+            cloud.snapshots[snapshot_id] = {
+                'id': snapshot_id, 'volume_id': volume_id, 'name': name,
+                'description': description, 'status': 'creating',
+                'size': volume['size'], 'metadata': dict(metadata or {}),
+                '_ticks': 0}
+        return Resource(id=snapshot_id, status='creating')
+
+    def get(self, snapshot_id):
+        snapshot = self.cloud.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise cinder_exceptions.NotFound(404, 'Snapshot not found')
+        return Resource({k: v for k, v in snapshot.items()
+                         if not k.startswith('_')})
+
+    def delete(self, snapshot_id):
+        snapshot = self.cloud.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise cinder_exceptions.NotFound(404, 'Snapshot not found')
+        self.cloud.check('cinder.snapshot_delete',
+                         cinder_exceptions.ClientException(500, 'busy'))
+        if snapshot['status'] not in ('available', 'error'):
+            raise cinder_exceptions.BadRequest(
+                400, 'Snapshot status must be available or error')
+        del self.cloud.snapshots[snapshot_id]
+
+    def list(self, detailed=True, search_opts=None):
+        return [self.get(sid) for sid in list(self.cloud.snapshots)]
+
+
+class _Limits:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get(self):
+        return Resource(absolute=[Resource(name=k, value=v) for k, v in
+                                  self.cloud.limits.items()])
+
+
+class _Glance:
+    def __init__(self, cloud):
+        self.images = _Images(cloud)
+        self.info = _Info(cloud)
+
+
+class _Images:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def create(self, _by_nova=False, **fields):
+        cloud = self.cloud
+        if not _by_nova:
+            cloud.check('glance.create',
+                        glance_exceptions.HTTPInternalServerError())
+        image_id = fields.pop('id', None) or str(uuid.uuid4())
+        image = Resource({'status': 'queued', 'owner': cloud.project_id,
+                          'visibility': 'private',
+                          'created_at': '2026-11-25T00:00:%02dZ'
+                          % len(cloud.images), **fields, 'id': image_id})
+        with cloud.lock:
+            cloud.images[image_id] = image
+        return Resource(image)
+
+    def _get(self, image_id):
+        image = self.cloud.images.get(image_id)
+        if image is None:
+            raise glance_exceptions.HTTPNotFound()
+        return image
+
+    def get(self, image_id):
+        return Resource(self._get(image_id))
+
+    def update(self, image_id, remove_props=None, **properties):
+        self.cloud.check('glance.update',
+                         glance_exceptions.HTTPInternalServerError())
+        image = self._get(image_id)
+        image.update(properties)
+        return Resource(image)
+
+    def upload(self, image_id, data, image_size=None):
+        self.cloud.check('glance.upload',
+                         glance_exceptions.HTTPInternalServerError())
+        image = self._get(image_id)
+        image['size'] = len(data.read())
+        image['status'] = 'active'
+
+    def delete(self, image_id):
+        self._get(image_id)
+        del self.cloud.images[image_id]
+
+    def list(self, filters=None, sort_key=None, sort_dir=None):
+        found = [Resource(image) for image in self.cloud.images.values()
+                 if all(image.get(k) == v for k, v in (filters or {}).items())]
+        found.sort(key=lambda i: i['created_at'], reverse=sort_dir == 'desc')
+        return iter(found)
+
+
+class _Info:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_usage(self):
+        return {'image_count_total': {'limit': self.cloud.image_limit,
+                                      'usage': len(self.cloud.images)}}
+
+
+class FakeClock:
+    """Time that passes only when the orchestration sleeps; every sleep
+    moves the cloud on by one tick."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.t = 1000.0
+
+    def now(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.t += seconds
+        self.cloud.tick()

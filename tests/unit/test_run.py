@@ -1,0 +1,343 @@
+"""Running snapshot sets against in-memory Nova, Cinder and Glance."""
+
+import json
+
+import pytest
+
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import run
+from snapshot_dashboard.orchestration import sets
+from tests.unit import fakes
+
+VOLUMES = [('/dev/vdb', 2), ('/dev/vdc', 1)]
+
+
+@pytest.fixture
+def cloud():
+    return fakes.FakeCloud()
+
+
+def take(cloud, server_id, **kwargs):
+    events = kwargs.pop('events', [])
+    return run.create_snapshot_set(
+        cloud, server_id, clock=fakes.FakeClock(cloud),
+        progress=events.append, **kwargs)
+
+
+def resources(cloud):
+    """Ids of every snapshot and image the cloud holds."""
+    return set(cloud.snapshots), set(cloud.images)
+
+
+def mappings(cloud, set_id):
+    return json.loads(cloud.images[set_id]['block_device_mapping'])
+
+
+def test_image_backed_server_crash_set_shares_the_pause(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    paused_while_creating = []
+    cloud.on_tick.append(lambda: paused_while_creating.append(
+        cloud.server_status(server)) if any(
+            s['status'] == 'creating' for s in cloud.snapshots.values())
+        else None)
+
+    snapshot_set = take(cloud, server, consistency='crash', wait=True)
+
+    assert snapshot_set.consistency == 'crash'
+    assert set(paused_while_creating) == {'PAUSED'}
+    assert cloud.server_status(server) == 'ACTIVE'
+    assert [c for c, _ in cloud.pause_calls] == ['pause', 'unpause']
+    image = cloud.images[snapshot_set.id]
+    assert image['status'] == 'active'
+    assert image['instance_uuid'] == server
+    assert image['image_type'] == 'snapshot'
+    assert image['root_device_name'] == '/dev/vda'
+    assert image['bdm_v2'] == 'True'
+    assert image['snapshot_set_id'] == snapshot_set.id
+    assert [(m['device_name'], m['boot_index'], m['volume_size'])
+            for m in mappings(cloud, snapshot_set.id)] == [
+        ('/dev/vdb', None, 2), ('/dev/vdc', None, 1)]
+    drives = {d.name: d for d in snapshot_set.drives}
+    assert drives['/dev/vda'].image_id == snapshot_set.id
+    assert all(d.shared_instant for d in drives.values())
+    assert len(cloud.snapshots) == 2
+    assert snapshot_set.window_ms > 0
+    assert snapshot_set.status == sets.AVAILABLE
+
+
+def test_volume_backed_server_set_is_an_image_without_data(cloud):
+    server = cloud.add_server(image_backed=False, volumes=[('/dev/vdb', 2)])
+    snapshot_set = take(cloud, server)
+    image = cloud.images[snapshot_set.id]
+    assert image['size'] == 0
+    assert image['status'] == 'active'
+    assert (image['disk_format'], image['container_format']) == ('raw',
+                                                                 'bare')
+    assert [(m['device_name'], m['boot_index'], m['delete_on_termination'])
+            for m in mappings(cloud, snapshot_set.id)] == [
+        ('/dev/vda', 0, True), ('/dev/vdb', None, False)]
+    # The root volume's image properties go with the set, its bits' do not.
+    assert image['hw_qemu_guest_agent'] == 'yes'
+    assert 'checksum' not in image and image.get('image_id') is None
+    assert snapshot_set.consistency == 'crash'  # auto without an agent
+    assert snapshot_set.bootable
+
+
+def test_subset_captures_exactly_the_chosen_drives(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    snapshot_set = take(cloud, server, devices=['vdc'])
+    assert [d.name for d in snapshot_set.drives] == ['/dev/vdc']
+    assert [m['device_name'] for m in mappings(cloud, snapshot_set.id)] == [
+        '/dev/vdc']
+    assert len(cloud.snapshots) == 1
+    assert not snapshot_set.bootable
+    # No createImage: the set's image is the only one.
+    assert list(cloud.images) == [snapshot_set.id]
+
+
+def test_server_without_volumes_gets_a_root_only_set(cloud):
+    server = cloud.add_server()
+    snapshot_set = take(cloud, server, wait=True)
+    assert 'block_device_mapping' not in cloud.images[snapshot_set.id]
+    assert 'bdm_v2' not in cloud.images[snapshot_set.id]
+    assert cloud.snapshots == {}
+
+
+def test_ephemeral_disk_is_left_out_of_all_drives_and_said_why(cloud):
+    server = cloud.add_server(ephemeral_gb=1, volumes=[('/dev/vdc', 1)])
+    snapshot_set = take(cloud, server)
+    assert [d.name for d in snapshot_set.drives] == ['/dev/vda', '/dev/vdc']
+    assert snapshot_set.excluded[0]['device'] == '/dev/vdb'
+    assert 'agent' in snapshot_set.excluded[0]['reason']
+    image = cloud.images[snapshot_set.id]
+    assert json.loads(image['snapshot_set_excluded'])[0]['device'] == \
+        '/dev/vdb'
+
+
+def test_consistency_none_never_pauses(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    snapshot_set = take(cloud, server, consistency='none')
+    assert cloud.pause_calls == []
+    assert snapshot_set.consistency == 'none'
+    assert not any(d.shared_instant for d in snapshot_set.drives)
+
+
+def test_shut_off_server_is_not_paused_and_is_crash_consistent(cloud):
+    server = cloud.add_server(volumes=VOLUMES, status='SHUTOFF')
+    snapshot_set = take(cloud, server, consistency='crash')
+    assert cloud.pause_calls == []
+    assert snapshot_set.consistency == 'crash'
+    assert cloud.server_status(server) == 'SHUTOFF'
+
+
+def test_server_paused_by_its_user_stays_paused(cloud):
+    server = cloud.add_server(volumes=VOLUMES, status='PAUSED')
+    take(cloud, server)
+    assert cloud.pause_calls == []
+    assert cloud.server_status(server) == 'PAUSED'
+
+
+def test_application_consistency_without_agent_is_refused_untouched(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    with pytest.raises(errors.ConsistencyUnavailable):
+        take(cloud, server, consistency='application')
+    assert resources(cloud) == (set(), set())
+    assert cloud.pause_calls == []
+
+
+@pytest.mark.parametrize('bad', [
+    {'devices': ['vdz']},
+    {'devices': ['vdb', '/dev/sdq']},
+    {'consistency': 'perfect'},
+])
+def test_bad_input_changes_nothing(cloud, bad):
+    server = cloud.add_server(volumes=VOLUMES)
+    with pytest.raises(errors.SnapshotSetError):
+        take(cloud, server, **bad)
+    assert resources(cloud) == (set(), set())
+    assert cloud.pause_calls == []
+
+
+def test_another_projects_server_is_refused(cloud):
+    server = cloud.add_server(volumes=VOLUMES,
+                              project_id=fakes.OTHER_PROJECT)
+    with pytest.raises(errors.ServerNotFound):
+        take(cloud, server)
+    assert resources(cloud) == (set(), set())
+
+
+def test_another_projects_server_is_refused_even_to_an_admin(cloud):
+    server = cloud.add_server(volumes=VOLUMES,
+                              project_id=fakes.OTHER_PROJECT)
+    cloud.admin = True
+    with pytest.raises(errors.ServerNotFound):
+        take(cloud, server)
+    assert resources(cloud) == (set(), set())
+
+
+@pytest.mark.parametrize('status', ['ERROR', 'SHELVED_OFFLOADED'])
+def test_server_nova_cannot_snapshot_is_refused(cloud, status):
+    server = cloud.add_server(volumes=VOLUMES, status=status)
+    with pytest.raises(errors.ServerNotSnapshottable):
+        take(cloud, server)
+    assert resources(cloud) == (set(), set())
+
+
+def test_quota_too_small_is_refused_before_anything_is_made(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    cloud.limits.update(maxTotalSnapshots=10, totalSnapshotsUsed=9)
+    with pytest.raises(errors.QuotaExceeded) as raised:
+        take(cloud, server)
+    assert 'volume snapshots: 2 needed, 9 of 10 in use' in str(raised.value)
+    assert resources(cloud) == (set(), set())
+    assert cloud.pause_calls == []
+
+
+def test_gigabytes_and_image_quota_are_checked(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    cloud.limits.update(maxTotalVolumeGigabytes=5, totalGigabytesUsed=3)
+    cloud.image_limit = 0
+    with pytest.raises(errors.QuotaExceeded) as raised:
+        take(cloud, server)
+    assert [c.resource for c in raised.value.checks] == [
+        'volume gigabytes', 'images']
+
+
+def test_volume_detached_mid_run_rolls_everything_back(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+
+    def detach_once_snapshotting():
+        if cloud.snapshots and cloud.attachments[server][-1:]:
+            cloud.detach(server, '/dev/vdc')
+            cloud.on_tick.clear()
+
+    cloud.on_tick.append(detach_once_snapshotting)
+    with pytest.raises(errors.DevicesChanged) as raised:
+        take(cloud, server, consistency='crash')
+    assert raised.value.detached == ['/dev/vdc']
+    assert resources(cloud) == (set(), set())
+    assert cloud.server_status(server) == 'ACTIVE'
+
+
+def test_window_budget_exceeded_releases_the_guest_and_keeps_nothing(cloud):
+    cloud.snapshot_ticks = 50  # slow storage: 5 s at the 0.1 s poll
+    server = cloud.add_server(volumes=VOLUMES)
+    with pytest.raises(errors.WindowTimeout) as raised:
+        take(cloud, server, budget_s=2, consistency='crash')
+    assert raised.value.waiting_for == ['/dev/vdb', '/dev/vdc']
+    assert cloud.server_status(server) == 'ACTIVE'
+    # Rollback waited for Cinder to let the snapshots go, then deleted them.
+    assert resources(cloud) == (set(), set())
+    assert raised.value.rollback_failures == []
+
+
+@pytest.mark.parametrize('point', [p for p in fakes.FAILURE_POINTS
+                                   if p != 'nova.unpause'])
+@pytest.mark.parametrize('image_backed', [True, False])
+def test_failure_at_any_step_leaves_nothing_and_releases_the_guest(
+        cloud, point, image_backed):
+    server = cloud.add_server(image_backed=image_backed, volumes=VOLUMES)
+    cloud.fail_at.add(point)
+    events = []
+    try:
+        take(cloud, server, consistency='crash', wait=True, events=events)
+    except Exception as e:
+        error = e
+    else:
+        # Some points are not on this server's path (no createImage for a
+        # volume-backed server, no Glance create for Nova's image).
+        assert point in {
+            True: {'glance.create', 'glance.upload'},
+            False: {'nova.create_image', 'nova.snapshot_task',
+                    'glance.update'},
+        }[image_backed]
+        return
+    for _ in range(5):
+        cloud.tick()
+    assert resources(cloud) == (set(), set()), point
+    assert cloud.server_status(server) == 'ACTIVE'
+    assert getattr(error, 'rollback_failures', None) == []
+    steps = [(e.step, e.state) for e in events]
+    if ('open-window', 'started') in steps:
+        assert steps.index(('close-window', 'started')) < steps.index(
+            ('rollback', 'started'))
+
+
+def test_unpause_failure_is_reported_and_nothing_is_kept(cloud):
+    server = cloud.add_server(image_backed=False, volumes=VOLUMES)
+    cloud.fail_at.add('nova.unpause')
+    with pytest.raises(errors.WindowCloseFailed) as raised:
+        take(cloud, server, consistency='crash')
+    assert 'may still be paused' in str(raised.value)
+    assert resources(cloud) == (set(), set())
+
+
+def test_progress_reports_every_step_in_order(cloud):
+    server = cloud.add_server(volumes=[('/dev/vdb', 1)])
+    events = []
+    take(cloud, server, consistency='crash', wait=True, events=events)
+    steps = [(e.step, e.state, e.device) for e in events]
+    assert steps[:6] == [
+        ('plan', 'started', None), ('plan', 'done', None),
+        ('preflight', 'started', None), ('preflight', 'done', None),
+        ('open-window', 'started', None), ('open-window', 'done', None)]
+    assert ('capture', 'done', '/dev/vda') in steps
+    assert ('capture', 'done', '/dev/vdb') in steps
+    assert steps[-4:] == [
+        ('package', 'started', None), ('package', 'done', None),
+        ('upload', 'started', None), ('upload', 'done', None)]
+    assert steps.index(('close-window', 'done', None)) < steps.index(
+        ('package', 'started', None))
+
+
+def test_list_show_and_delete_a_set(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    other = cloud.add_server(name='db', image_backed=False)
+    first = take(cloud, server, wait=True)
+    second = take(cloud, other)
+    unrelated = cloud.cinder.volume_snapshots.create(
+        cloud.attachments[server][0]['volumeId'], force=True)
+
+    listed = sets.list_sets(cloud)
+    assert [s.id for s in listed] == [second.id, first.id]
+    assert {s.status for s in listed} == {sets.AVAILABLE}
+    assert [s.id for s in sets.list_sets(cloud, server_id=server)] == [
+        first.id]
+    shown = sets.get_set(cloud, first.id)
+    assert [d.name for d in shown.drives] == ['/dev/vda', '/dev/vdb',
+                                              '/dev/vdc']
+
+    sets.delete_set(cloud, first.id)
+    assert first.id not in cloud.images
+    assert set(cloud.snapshots) == {unrelated.id} | set(
+        second.snapshot_ids)
+    assert second.id in cloud.images
+    with pytest.raises(errors.SetNotFound):
+        sets.get_set(cloud, first.id)
+
+
+def test_an_image_that_inherited_set_properties_is_not_a_set(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    snapshot_set = take(cloud, server, wait=True)
+    inherited = {k: v for k, v in cloud.images[snapshot_set.id].items()
+                 if k.startswith('snapshot_set_')}
+    copy = cloud.glance.images.create(**inherited)
+    assert [s.id for s in sets.list_sets(cloud)] == [snapshot_set.id]
+    with pytest.raises(errors.SetNotFound):
+        sets.get_set(cloud, copy['id'])
+
+
+def test_set_with_a_missing_snapshot_shows_error(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    snapshot_set = take(cloud, server, wait=True)
+    del cloud.snapshots[snapshot_set.snapshot_ids[0]]
+    assert sets.get_set(cloud, snapshot_set.id).status == sets.ERROR
+
+
+def test_delete_keeps_the_image_when_a_snapshot_cannot_go(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    snapshot_set = take(cloud, server, wait=True)
+    cloud.fail_at.add('cinder.snapshot_delete')
+    with pytest.raises(errors.SetDeleteFailed):
+        sets.delete_set(cloud, snapshot_set.id)
+    assert snapshot_set.id in cloud.images
