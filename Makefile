@@ -1,0 +1,28 @@
+# The two entry points of README.rst: `make demo` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: test unit lint demo clean
+
+# Installs what the tests need (Debian packages, then a virtualenv) and runs
+# every test: unit, packaging, lint, and the integration tests once the
+# mini-cloud exists.
+test: $(VENV)/.installed
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+$(VENV)/.installed: requirements.txt test-requirements.txt setup.cfg tools/install-test-env
+	tools/install-test-env $(VENV) $(PYTHON)
+	touch $@
+
+demo:
+	@tools/demo
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
