@@ -208,14 +208,22 @@ def build_plan(server, attachments, volumes, project_id, selection=None,
                 root_image_properties=root_properties)
 
 
+def read_attachments(clients, server_id):
+    """Nova's volume attachments of the server, as dicts."""
+    try:
+        return [a.to_dict() for a in
+                clients.nova.volumes.get_server_volumes(server_id)]
+    except nova_exceptions.NotFound:
+        raise errors.ServerNotFound(server_id) from None
+
+
 def read_server(clients, server_id):
     """Nova's server body, attachments and their Cinder volumes, as dicts."""
     try:
         server = clients.nova.servers.get(server_id).to_dict()
-        attachments = [a.to_dict() for a in
-                       clients.nova.volumes.get_server_volumes(server_id)]
     except nova_exceptions.NotFound:
         raise errors.ServerNotFound(server_id) from None
+    attachments = read_attachments(clients, server_id)
     volumes = {a['volumeId']: clients.cinder.volumes.get(a['volumeId'])
                .to_dict() for a in attachments}
     return server, attachments, volumes

@@ -207,8 +207,8 @@ def _capture(plan, window, available, rollback, budget_s, clock, progress):
 
 def _check_still_attached(clients, plan):
     """A volume detached while the set was taken is not in the set."""
-    _, attachments, _ = planning.read_server(clients, plan.server_id)
-    attached = {(a['device'], a['volumeId']) for a in attachments}
+    attached = {(a['device'], a['volumeId']) for a in
+                planning.read_attachments(clients, plan.server_id)}
     detached = [d.name for d in plan.volume_devices
                 if (d.name, d.volume_id) not in attached]
     if detached:
