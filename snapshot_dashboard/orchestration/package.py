@@ -46,8 +46,7 @@ SET_EXCLUDED = 'snapshot_set_excluded'
 SET_BOOTABLE = 'snapshot_set_bootable'
 
 
-def volume_snapshot_mapping(device, snapshot_id, disk_bus=None,
-                            device_type=None):
+def volume_snapshot_mapping(device, snapshot_id):
     """Nova's image mapping of a volume snapshot (one BDM v2 dict)."""
     mapping = dict.fromkeys(NOVA_IMAGE_MAPPING_FIELDS)
     mapping.update({
@@ -58,8 +57,8 @@ def volume_snapshot_mapping(device, snapshot_id, disk_bus=None,
         'boot_index': device.boot_index,
         'volume_size': device.size_gb,
         'delete_on_termination': bool(device.delete_on_termination),
-        'disk_bus': disk_bus,
-        'device_type': device_type,
+        'disk_bus': device.disk_bus,
+        'device_type': device.device_type,
     })
     return mapping
 

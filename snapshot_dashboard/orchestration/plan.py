@@ -31,6 +31,9 @@ SNAPSHOTTABLE_STATUSES = frozenset({'ACTIVE', 'SHUTOFF', 'PAUSED',
                                     'SUSPENDED'})
 
 DEFAULT_DEVICE_PREFIX = '/dev/vd'
+# The bus Nova's libvirt driver gives a boot volume named with this prefix.
+BUS_OF_PREFIX = {'/dev/vd': 'virtio', '/dev/sd': 'scsi', '/dev/hd': 'ide',
+                 '/dev/xvd': 'xen'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,10 @@ class Device:
     volume_name: str | None = None
     boot_index: int | None = None
     delete_on_termination: bool = False
+    # As Nova's BDM holds them: set for the boot volume, None for a volume
+    # attached later (unless its user chose them).
+    disk_bus: str | None = None
+    device_type: str | None = None
 
     @property
     def is_volume(self):
@@ -149,6 +156,11 @@ def list_devices(server, attachments, volumes):
     for attachment in sorted(attachments, key=lambda a: a['device']):
         volume = volumes.get(attachment['volumeId'], {})
         is_root = not image_backed and attachment['device'] == root_name
+        bus = None
+        if is_root:
+            image_properties = volume.get('volume_image_metadata') or {}
+            bus = (image_properties.get('hw_disk_bus')
+                   or BUS_OF_PREFIX.get(prefix))
         devices.append(Device(
             name=attachment['device'],
             kind=ROOT_VOLUME if is_root else VOLUME,
@@ -157,7 +169,8 @@ def list_devices(server, attachments, volumes):
             volume_name=volume.get('name') or None,
             boot_index=0 if is_root else None,
             delete_on_termination=bool(
-                attachment.get('delete_on_termination', False))))
+                attachment.get('delete_on_termination', False)),
+            disk_bus=bus, device_type='disk' if is_root else None))
     devices.sort(key=lambda d: (not d.is_root, d.name))
     return root_name, devices
 

@@ -24,14 +24,16 @@ def nova_bdm(device):
             'volume_id': device.volume_id, 'device_name': device.name,
             'boot_index': device.boot_index, 'volume_size': device.size_gb,
             'delete_on_termination': device.delete_on_termination,
-            'disk_bus': None, 'device_type': None, 'guest_format': None,
+            'disk_bus': device.disk_bus, 'device_type': device.device_type,
+            'guest_format': None,
             'tag': None, 'volume_type': None}
 
 
 @pytest.mark.parametrize('device', [
     planning.Device(name='/dev/vda', kind=planning.ROOT_VOLUME, size_gb=3,
                     volume_id='v-root', boot_index=0,
-                    delete_on_termination=True),
+                    delete_on_termination=True, disk_bus='virtio',
+                    device_type='disk'),
     planning.Device(name='/dev/vdb', kind=planning.VOLUME, size_gb=2,
                     volume_id='v-data'),
 ])

@@ -66,6 +66,19 @@ def test_boot_from_volume_root_is_the_volume_at_the_root_name():
     ]
     assert plan.devices[0].delete_on_termination is True
     assert plan.root_image_properties == {'hw_qemu_guest_agent': 'yes'}
+    # What Nova's libvirt driver records for a boot volume, and not for a
+    # volume attached later.
+    assert [(d.disk_bus, d.device_type) for d in plan.devices] == [
+        ('virtio', 'disk'), (None, None)]
+
+
+def test_boot_volume_bus_follows_the_images_hw_disk_bus():
+    volumes = dict(VOLUMES, root=dict(VOLUMES['root'], volume_image_metadata={
+        'hw_disk_bus': 'scsi'}))
+    plan = planning.build_plan(server(image_backed=False),
+                               [attachment('/dev/vda', 'root')], volumes,
+                               PROJECT)
+    assert plan.devices[0].disk_bus == 'scsi'
 
 
 def test_ephemeral_disk_takes_the_first_free_name_after_the_root():
