@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: test unit lint demo clean
 
-# Installs what the tests need (Debian packages, then a virtualenv) and runs
-# every test: unit, packaging, lint, and the integration tests once the
-# mini-cloud exists.
+# Installs what the tests need (Debian packages, a virtualenv, the mini-cloud
+# with its guests) and runs every test: unit, packaging, lint, integration.
 test: $(VENV)/.installed
+	tools/minicloud/minicloud up
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed

@@ -1,0 +1,207 @@
+"""Snapshot sets on the mini-cloud: the CLI, as the demo user, on real
+servers running the test guest."""
+
+import json
+import uuid
+
+import pytest
+
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import sets
+from tests.integration.conftest import Guest
+from tests.integration.conftest import server_by_name
+from tests.integration.conftest import wait_for
+
+
+def create(openstack_cli, cloud, server, *args):
+    result = openstack_cli(cloud, 'server', 'snapshot', 'create', server,
+                           '--wait', '-f', 'json', *args)
+    return json.loads(result.stdout)
+
+
+def mappings(clients, set_id):
+    image = clients.glance.images.get(set_id)
+    return image, json.loads(image['block_device_mapping'])
+
+
+def attachments(clients, server):
+    return {a.device: a.volumeId for a in
+            clients.nova.volumes.get_server_volumes(server.id)}
+
+
+def project_resources(admin, project_id):
+    images = {i.id for i in admin.glance.images.list(
+        filters={'owner': project_id})}
+    snapshots = {s.id for s in admin.cinder.volume_snapshots.list(
+        search_opts={'all_tenants': 1, 'project_id': project_id})}
+    return images, snapshots
+
+
+@pytest.fixture
+def cleanup(demo):
+    made = []
+    yield made
+    for set_id in made:
+        try:
+            sets.delete_set(demo, set_id)
+        except errors.SetNotFound:
+            pass  # the test deleted it itself
+
+
+def test_all_drives_of_the_image_backed_server(openstack_cli, demo,
+                                               cleanup):
+    server = server_by_name(demo, 'demo-image')
+    shown = create(openstack_cli, 'demo', 'demo-image')
+    cleanup.append(shown['id'])
+
+    assert shown['status'] == 'available'
+    assert shown['consistency'] == 'crash'
+    assert '/dev/vdb: an ephemeral disk' in shown['not_captured']
+    image, bdm = mappings(demo, shown['id'])
+    volumes = attachments(demo, server)
+    assert sorted(m['device_name'] for m in bdm) == sorted(volumes)
+    for mapping in bdm:
+        snapshot = demo.cinder.volume_snapshots.get(mapping['snapshot_id'])
+        assert snapshot.volume_id == volumes[mapping['device_name']]
+        assert snapshot.status == 'available'
+        assert snapshot.metadata['snapshot_set_run'] == image[
+            package.SET_RUN]
+        assert (mapping['source_type'], mapping['destination_type'],
+                mapping['boot_index'], mapping['volume_size']) == (
+            'snapshot', 'volume', None, 1)
+    assert image['status'] == 'active' and image['size'] > 0
+    assert image['instance_uuid'] == server.id
+    assert image['bdm_v2'] == 'True'
+    assert image['image_type'] == 'snapshot'
+
+
+def test_a_subset_of_the_volume_backed_server(openstack_cli, demo, cleanup):
+    server = server_by_name(demo, 'demo-volume')
+    volumes = attachments(demo, server)
+    data_device = max(volumes)
+    shown = create(openstack_cli, 'demo', 'demo-volume', '--device',
+                   data_device.removeprefix('/dev/'))
+    cleanup.append(shown['id'])
+    image, bdm = mappings(demo, shown['id'])
+    assert [(m['device_name'], m['boot_index']) for m in bdm] == [
+        (data_device, None)]
+    assert shown['bootable'] is False
+    assert image['size'] == 0
+
+
+def test_booting_the_set_recreates_every_volume_with_its_data(
+        openstack_cli, demo, admin, cleanup):
+    server = server_by_name(demo, 'demo-volume')
+    guest = Guest(admin, server.id)
+    guest.wait_until_answering()
+    marker = uuid.uuid4().hex
+    guest.shell('for d in /mnt/vd*; do echo %s-${d##*/} > $d/marker; done; '
+                'sync' % marker)
+
+    shown = create(openstack_cli, 'demo', 'demo-volume', '--name',
+                   'boot-test', '--consistency', 'crash')
+    cleanup.append(shown['id'])
+    _, bdm = mappings(demo, shown['id'])
+    assert sorted((m['device_name'], m['boot_index']) for m in bdm) == [
+        ('/dev/vda', 0), ('/dev/vdb', None)]
+
+    openstack_cli('demo', '--os-compute-api-version', '2.79', 'server',
+                  'create', '--flavor', 'snap.tiny-noeph', '--image',
+                  shown['id'], '--nic', 'none', '--wait', 'from-set')
+    clone = server_by_name(demo, 'from-set')
+    try:
+        clone_volumes = attachments(demo, clone)
+        assert sorted(clone_volumes) == ['/dev/vda', '/dev/vdb']
+        by_snapshot = {m['snapshot_id']: m['device_name'] for m in bdm}
+        for device, volume_id in clone_volumes.items():
+            volume = demo.cinder.volumes.get(volume_id)
+            assert by_snapshot[volume.snapshot_id] == device
+        clone_guest = Guest(admin, clone.id)
+        clone_guest.wait_until_answering()
+        seen = wait_for('the markers in the new guest', lambda: (
+            lambda out: out if out.count(marker) == 2 else None)(
+                clone_guest.shell('cat /mnt/*/marker 2>/dev/null; true')),
+            timeout_s=60)
+        assert sorted(seen.split()) == ['%s-vda' % marker,
+                                        '%s-vdb' % marker]
+    finally:
+        volume_ids = list(attachments(demo, clone).values())
+        demo.nova.servers.delete(clone.id)
+        wait_for('the new server to go', lambda: not [
+            s for s in demo.nova.servers.list() if s.id == clone.id])
+        for volume_id in volume_ids:
+            wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
+                demo.cinder.volumes.get(v).status == 'available'))
+            demo.cinder.volumes.delete(volume_id)
+
+
+def test_delete_leaves_no_snapshot_or_image(openstack_cli, demo, admin):
+    before = project_resources(admin, demo.project_id)
+    shown = create(openstack_cli, 'demo', 'demo-image')
+    snapshot_ids = sets.get_set(demo, shown['id']).snapshot_ids
+    assert len(snapshot_ids) == 2
+    openstack_cli('demo', 'server', 'snapshot', 'delete', shown['id'])
+    wait_for('the set to be gone', lambda: project_resources(
+        admin, demo.project_id) == before, timeout_s=120)
+
+
+def test_unknown_devices_are_refused_and_nothing_is_created(
+        openstack_cli, demo, admin):
+    before = project_resources(admin, demo.project_id)
+    result = openstack_cli('demo', 'server', 'snapshot', 'create',
+                           'demo-image', '--device', 'vdz', check=False)
+    assert result.returncode != 0
+    assert 'Unknown device(s) /dev/vdz' in result.stderr
+    assert project_resources(admin, demo.project_id) == before
+    assert demo.nova.servers.get(
+        server_by_name(demo, 'demo-image').id).status == 'ACTIVE'
+
+
+def test_another_projects_server_is_refused_and_nothing_is_created(
+        openstack_cli, demo, demo2, admin):
+    server = server_by_name(demo, 'demo-image')
+    before = (project_resources(admin, demo.project_id),
+              project_resources(admin, demo2.project_id))
+    result = openstack_cli('demo2', 'server', 'snapshot', 'create',
+                           server.id, check=False)
+    assert result.returncode != 0
+    assert 'No server' in result.stderr
+    assert (project_resources(admin, demo.project_id),
+            project_resources(admin, demo2.project_id)) == before
+    assert demo.nova.servers.get(server.id).status == 'ACTIVE'
+
+
+def test_volume_backed_set_matches_novas_own_create_image(
+        openstack_cli, demo, cleanup):
+    server = server_by_name(demo, 'demo-volume')
+    nova_image_id = str(demo.nova.servers.create_image(server.id,
+                                                       'nova-own'))
+    try:
+        nova_image = wait_for('Nova image', lambda: (
+            lambda i: i if i['status'] == 'active' else None)(
+                demo.glance.images.get(nova_image_id)))
+        nova_bdm = json.loads(nova_image['block_device_mapping'])
+        wait_for('Nova to release the server', lambda: not demo.nova.servers
+                 .get(server.id).to_dict()['OS-EXT-STS:task_state'])
+        shown = create(openstack_cli, 'demo', 'demo-volume')
+        cleanup.append(shown['id'])
+        ours_image, ours_bdm = mappings(demo, shown['id'])
+
+        by_device = {m['device_name']: m for m in nova_bdm}
+        assert sorted(by_device) == sorted(m['device_name']
+                                           for m in ours_bdm)
+        for mapping in ours_bdm:
+            theirs = by_device[mapping['device_name']]
+            assert sorted(mapping) == sorted(theirs)
+            for field in theirs:
+                if field != 'snapshot_id':
+                    assert mapping[field] == theirs[field], (
+                        mapping['device_name'], field)
+        for key in ('bdm_v2', 'root_device_name'):
+            assert ours_image[key] == nova_image[key], key
+    finally:
+        image = demo.glance.images.get(nova_image_id)
+        for mapping in json.loads(image['block_device_mapping']):
+            demo.cinder.volume_snapshots.delete(mapping['snapshot_id'])
+        demo.glance.images.delete(nova_image_id)
