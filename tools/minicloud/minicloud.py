@@ -42,6 +42,14 @@ def redact(text):
     return re.sub(r'(--(?:bootstrap-)?password )\S+', r'\1***', text)
 
 
+def boot_time():
+    with open('/proc/stat') as f:
+        for line in f:
+            if line.startswith('btime '):
+                return int(line.split()[1])
+    return 0
+
+
 def log(message):
     print('minicloud: %s' % message, file=sys.stderr, flush=True)
 
@@ -179,9 +187,12 @@ class MiniCloud:
         }
 
     def pid_of(self, name):
+        path = os.path.join(self.pids, name + '.pid')
         try:
-            with open(os.path.join(self.pids, name + '.pid')) as f:
+            with open(path) as f:
                 pid = int(f.read())
+            if os.path.getmtime(path) < boot_time():
+                return None  # written before a reboot: another process now
         except (OSError, ValueError):
             return None
         try:
@@ -447,7 +458,8 @@ class MiniCloud:
         self.start('mariadb')
         sock = os.path.join(self.data, 'mariadb.sock')
         self.wait_for('MariaDB', lambda: self.run(
-            'mariadb', '--socket=%s' % sock, '-uroot', '-e', 'SELECT 1'))
+            'mariadb', '--socket=%s' % sock, '-uroot', '-e', 'SELECT 1')
+            is not None)
         sql = ''.join('CREATE DATABASE IF NOT EXISTS %s;' % d
                       for d in DATABASES)
         sql += ("CREATE USER IF NOT EXISTS 'openstack'@'127.0.0.1' "
@@ -484,9 +496,8 @@ class MiniCloud:
                  self.conf('cinder'), 'db', 'sync')
 
     def openstack(self, cloud, *args):
-        out = self.run(self.bin('openstack'), '--os-cloud', cloud, *args,
-                       env={'OS_CLIENT_CONFIG_FILE': self.clouds_yaml})
-        return out
+        return self.run(self.bin('openstack'), '--os-cloud', cloud, *args,
+                        env={'OS_CLIENT_CONFIG_FILE': self.clouds_yaml})
 
     def openstack_json(self, cloud, *args):
         return json.loads(self.openstack(cloud, *args, '-f', 'json'))
@@ -519,39 +530,56 @@ class MiniCloud:
             json.dump(clouds, f, indent=2)
         os.chmod(self.clouds_yaml, 0o600)
 
+    def connection(self, cloud):
+        import openstack.config
+        import openstack.connection
+        config = openstack.config.OpenStackConfig(
+            config_files=[self.clouds_yaml]).get_one(cloud)
+        return openstack.connection.Connection(config=config)
+
     def register_identity(self):
         log('registering users, services and endpoints')
         s = self.secrets
-        admin = 'minicloud-admin'
-        self.openstack(admin, 'project', 'create', '--or-show', 'service')
-        self.openstack(admin, 'role', 'create', '--or-show', 'service')
-        for user in SERVICE_USERS + [PLUGIN_USER]:
-            self.openstack(admin, 'user', 'create', '--or-show',
-                           '--password', s[user], user)
+        identity = self.connection('minicloud-admin').identity
+
+        def project(name):
+            return (identity.find_project(name, domain_id='default')
+                    or identity.create_project(name=name,
+                                               domain_id='default'))
+
+        def user(name):
+            return (identity.find_user(name, domain_id='default')
+                    or identity.create_user(name=name, password=s[name],
+                                            domain_id='default'))
+
+        roles = {name: identity.find_role(name)
+                 or identity.create_role(name=name)
+                 for name in ('admin', 'service', 'member')}
+        service = project('service')
+        for name in SERVICE_USERS + [PLUGIN_USER]:
+            account = user(name)
             for role in ('admin', 'service'):
-                self.openstack(admin, 'role', 'add', '--project', 'service',
-                               '--user', user, role)
-        for project, user in (('demo', 'demo'), ('demo2', 'demo2')):
-            self.openstack(admin, 'project', 'create', '--or-show', project)
-            self.openstack(admin, 'user', 'create', '--or-show',
-                           '--password', s[user], user)
-            self.openstack(admin, 'role', 'add', '--project', project,
-                           '--user', user, 'member')
+                identity.assign_project_role_to_user(service, account,
+                                                     roles[role])
+        for name in ('demo', 'demo2'):
+            identity.assign_project_role_to_user(project(name), user(name),
+                                                 roles['member'])
         catalog = [('glance', 'image', 'glance', ''),
                    ('placement', 'placement', 'placement', ''),
                    ('nova', 'compute', 'nova-api', '/v2.1'),
                    ('cinderv3', 'block-storage', 'cinder-api',
                     '/v3/%(project_id)s'),
                    ('neutron', 'network', 'network', '')]
-        existing = {svc['Name'] for svc in
-                    self.openstack_json(admin, 'service', 'list')}
+        existing = {svc.name for svc in identity.services()}
         for name, kind, port, path in catalog:
             if name in existing:
                 continue
-            self.openstack(admin, 'service', 'create', '--name', name, kind)
+            created = identity.create_service(name=name, type=kind)
             for interface in ('public', 'internal', 'admin'):
-                self.openstack(admin, 'endpoint', 'create', '--region',
-                               REGION, name, interface, self.url(port, path))
+                identity.create_endpoint(service_id=created.id,
+                                         interface=interface,
+                                         url=self.url(port, path),
+                                         region_id=REGION)
 
     # -- up, down, status -----------------------------------------------------
 
@@ -559,10 +587,21 @@ class MiniCloud:
     def initialized_marker(self):
         return os.path.join(self.state, 'initialized')
 
+    QEMU_CONF = '/etc/libvirt/qemu.conf'
+    QEMU_CONF_BLOCK = (
+        '\n# snapshot_dashboard mini-cloud: guests run as root, so their '
+        'files may\n# live anywhere (the state folder can be under a private '
+        'directory).\nuser = "root"\ngroup = "root"\n')
+
     def host_preparation(self):
         for folder in ('/run/libvirt', '/var/log/libvirt',
                        '/var/lib/libvirt/qemu'):
             os.makedirs(folder, exist_ok=True)
+        with open(self.QEMU_CONF) as f:
+            current = f.read()
+        if self.QEMU_CONF_BLOCK not in current:
+            with open(self.QEMU_CONF, 'a') as f:
+                f.write(self.QEMU_CONF_BLOCK)
 
     def up(self):
         started = time.monotonic()
@@ -588,7 +627,7 @@ class MiniCloud:
         # The RPC services retry a refused connection only every 30 s.
         self.wait_for('RabbitMQ', lambda: self.run(
             '/usr/lib/rabbitmq/bin/rabbitmqctl', '-n', 'rabbit@localhost',
-            'await_startup', env=self.services()['rabbitmq'][1]),
+            'await_startup', env=self.services()['rabbitmq'][1]) is not None,
             timeout_s=120)
         if fresh:
             self.register_identity()
@@ -758,9 +797,6 @@ class MiniCloud:
                        'demo-volume')
         self.attach(demo, 'demo-volume', self.create_volume(
             demo, 'demo-volume-data'))
-
-    def status_exit(self):
-        return self.status()
 
 
 def main():
