@@ -78,11 +78,12 @@ def test_django_finds_assets_in_the_source_checkout():
         'snapshot_dashboard.scss')
 
 
-def test_orchestration_imports_without_django():
+def test_orchestration_cli_and_agent_import_without_django():
     # A None entry in sys.modules makes any import of it fail.
     code = ('import sys; sys.modules["django"] = None; '
             'import snapshot_dashboard.orchestration as o; '
             'import snapshot_dashboard.cli.plugin; '
+            'import snapshot_dashboard.agent.cmd; '
             'print(sorted(m for m in sys.modules if m.startswith("django")))')
     result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
                             capture_output=True, text=True, timeout=120,

@@ -1,0 +1,43 @@
+"""Options of the agent (``[agent]``, ``[libvirt]``), for oslo.config."""
+
+from keystonemiddleware import auth_token
+from oslo_config import cfg
+from oslo_log import log
+
+agent_opts = [
+    # The worker calls in from the dashboard host, as Nova's API default.
+    cfg.HostAddressOpt('bind_host', default='0.0.0.0',  # noqa: S104
+                       help='Address the agent listens on.'),
+    cfg.PortOpt('bind_port', default=9797, help='Port the agent listens on.'),
+    cfg.IntOpt('max_budget', default=300, min=1,
+               help='Longest lease a caller may ask for, in seconds: the '
+                    'watchdog thaws or resumes a guest after its budget.'),
+    cfg.IntOpt('threads', default=8, min=1,
+               help='Threads of the WSGI server.'),
+    cfg.ListOpt('privileged_roles', default=['admin', 'service'],
+                help='Roles that may act on any project\'s server.'),
+]
+
+libvirt_opts = [
+    cfg.StrOpt('connection_uri', default='qemu:///system',
+               help='libvirt connection of the compute node.'),
+    cfg.IntOpt('agent_timeout', default=5, min=1,
+               help='Seconds libvirt waits for the guest agent on a freeze '
+                    'or thaw (its default can block for minutes).'),
+    cfg.IntOpt('ping_timeout', default=2, min=1,
+               help='Seconds to wait for guest-ping.'),
+    cfg.IntOpt('thaw_guard', default=600, min=1,
+               help='After a freeze or thaw the guest agent did not answer, '
+                    'seconds to keep asking it and thawing a late freeze.'),
+]
+
+
+def list_opts():
+    """For oslo-config-generator (namespace snapshot_dashboard.agent)."""
+    return [('agent', agent_opts), ('libvirt', libvirt_opts)]
+
+
+def register_opts(conf):
+    for group, options in list_opts() + list(auth_token.list_opts()):
+        conf.register_opts(options, group=group)
+    log.register_options(conf)

@@ -1,0 +1,225 @@
+"""The guests of this compute node, through libvirt.
+
+Nova names each domain's UUID after its instance, and records the owner
+project in the domain's metadata; both are all the agent needs.
+"""
+
+import json
+import logging
+import threading
+import time
+from xml.etree import ElementTree
+
+import libvirt
+import libvirt_qemu
+
+LOG = logging.getLogger(__name__)
+
+NOVA_NS = 'http://openstack.org/xmlns/libvirt/nova/1.1'
+
+POWER_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: 'nostate',
+    libvirt.VIR_DOMAIN_RUNNING: 'running',
+    libvirt.VIR_DOMAIN_BLOCKED: 'blocked',
+    libvirt.VIR_DOMAIN_PAUSED: 'paused',
+    libvirt.VIR_DOMAIN_SHUTDOWN: 'shutdown',
+    libvirt.VIR_DOMAIN_SHUTOFF: 'shutoff',
+    libvirt.VIR_DOMAIN_CRASHED: 'crashed',
+    libvirt.VIR_DOMAIN_PMSUSPENDED: 'suspended',
+}
+
+# libvirt prints every error to stderr unless told otherwise; the agent logs
+# the ones that matter itself.
+libvirt.registerErrorHandler(lambda context, error: None, None)
+
+
+class GuestError(Exception):
+    status = 500
+
+
+class GuestNotFound(GuestError):
+    status = 404
+
+
+class GuestConflict(GuestError):
+    """The guest is in no state for this (paused, shut off, frozen)."""
+
+    status = 409
+
+
+class Hypervisor:
+    """One libvirt connection, reopened if it dies."""
+
+    def __init__(self, uri, agent_timeout_s, ping_timeout_s, guard_s=600):
+        self.uri = uri
+        self.agent_timeout_s = agent_timeout_s
+        self.ping_timeout_s = ping_timeout_s
+        self.guard_s = guard_s
+        self._connection = None
+        self._lock = threading.Lock()
+
+    def connection(self):
+        with self._lock:
+            if self._connection is None or not self._connection.isAlive():
+                self._connection = libvirt.open(self.uri)
+            return self._connection
+
+    def guest(self, uuid):
+        try:
+            domain = self.connection().lookupByUUIDString(uuid)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise GuestNotFound(
+                    'No server %s on this host.' % uuid) from None
+            raise
+        return Guest(domain, self)
+
+    def guests(self):
+        return [Guest(d, self) for d in self.connection().listAllDomains()]
+
+
+class Guest:
+    def __init__(self, domain, hypervisor):
+        self.domain = domain
+        self.agent_timeout_s = hypervisor.agent_timeout_s
+        self.ping_timeout_s = hypervisor.ping_timeout_s
+        self.guard_s = hypervisor.guard_s
+
+    @property
+    def uuid(self):
+        return self.domain.UUIDString()
+
+    def owner_project(self):
+        """The project in Nova's metadata, or None (not a Nova guest)."""
+        try:
+            metadata = self.domain.metadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT, NOVA_NS)
+        except libvirt.libvirtError:
+            return None
+        # libvirtd's own XML, not a guest's: the guest cannot write it.
+        project = ElementTree.fromstring(metadata).find(  # noqa: S314
+            './owner/project')
+        return None if project is None else project.get('uuid')
+
+    def power_state(self):
+        state, _ = self.domain.state()
+        return POWER_STATES.get(state, 'unknown')
+
+    def _agent(self, command, timeout_s):
+        return json.loads(libvirt_qemu.qemuAgentCommand(
+            self.domain, json.dumps({'execute': command}), timeout_s, 0))[
+                'return']
+
+    def agent_answers(self):
+        if self.power_state() != 'running':
+            return False
+        try:
+            self._agent('guest-ping', self.ping_timeout_s)
+        except libvirt.libvirtError:
+            return False
+        return True
+
+    def freeze_status(self):
+        """'frozen', 'thawed', or None when the guest agent cannot tell."""
+        try:
+            return self._agent('guest-fsfreeze-status', self.ping_timeout_s)
+        except libvirt.libvirtError:
+            return None
+
+    def local_drives(self):
+        """The disks libvirt holds as files: Nova's root, ephemeral, swap."""
+        xml = ElementTree.fromstring(self.domain.XMLDesc(0))  # noqa: S314
+        drives = []
+        for disk in xml.findall('./devices/disk'):
+            source = disk.find('source')
+            target = disk.find('target')
+            driver = disk.find('driver')
+            if (disk.get('device') != 'disk' or disk.get('type') != 'file'
+                    or source is None or target is None):
+                continue
+            drives.append({'device': target.get('dev'),
+                           'file': source.get('file'),
+                           'format': None if driver is None
+                           else driver.get('type')})
+        return drives
+
+    def _check_running(self, action):
+        state = self.power_state()
+        if state != 'running':
+            raise GuestConflict('Cannot %s server %s: it is %s.'
+                                % (action, self.uuid, state))
+
+    def _bound_agent_wait(self):
+        # libvirt's default waits for a hung guest agent for minutes.
+        try:
+            self.domain.agentSetResponseTimeout(self.agent_timeout_s, 0)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+
+    def freeze(self):
+        """Freeze every filesystem; on any error leave the guest thawed."""
+        self._check_running('freeze')
+        self._bound_agent_wait()
+        try:
+            return self.domain.fsFreeze()
+        except libvirt.libvirtError as e:
+            # A freeze that timed out can still land when a slow agent
+            # wakes up: make sure it does not stay.
+            self.ensure_thawed()
+            raise GuestConflict('Could not freeze server %s: %s'
+                                % (self.uuid, e)) from e
+
+    def thaw(self):
+        self._bound_agent_wait()
+        try:
+            return self.domain.fsThaw()
+        except libvirt.libvirtError as e:
+            self.ensure_thawed()
+            raise GuestError('Could not thaw server %s: %s'
+                             % (self.uuid, e)) from e
+
+    def ensure_thawed(self):
+        """Thaw unless the guest agent says it is thawed; never raises.
+
+        A guest agent that does not answer may still apply a freeze it was
+        sent when it wakes up; a guard thread then keeps asking until it
+        answers thawed (or ``guard_s`` passes).
+        """
+        if self._thaw_once():
+            return True
+        threading.Thread(target=self._guard, daemon=True,
+                         name='thaw-guard-%s' % self.uuid).start()
+        return False
+
+    def _thaw_once(self):
+        if self.freeze_status() == 'thawed':
+            return True
+        try:
+            self.domain.fsThaw()
+            return True
+        except libvirt.libvirtError as e:
+            LOG.error('Server %s may still be frozen: %s', self.uuid, e)
+            return False
+
+    def _guard(self):
+        deadline = time.monotonic() + self.guard_s
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            status = self.freeze_status()
+            if status == 'thawed':
+                LOG.info('Server %s answers thawed again', self.uuid)
+                return
+            if status == 'frozen':
+                LOG.warning('Server %s froze late; thawing it', self.uuid)
+                self._thaw_once()
+        LOG.error('Server %s did not answer thawed within %s s', self.uuid,
+                  self.guard_s)
+
+    def pause(self):
+        self._check_running('pause')
+        self.domain.suspend()
+
+    def resume(self):
+        if self.power_state() == 'paused':
+            self.domain.resume()

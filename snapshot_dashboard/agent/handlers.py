@@ -1,0 +1,161 @@
+"""The agent's API: plain functions, one per route (placement's style).
+
+Every handler gets the request and the Agent, and returns (status, body).
+A handler acts on a guest only after ``authorize``: the token's project
+must own the server (Nova's metadata), or the token must carry a
+privileged role.
+"""
+
+import logging
+
+from snapshot_dashboard.agent import guests as guests_mod
+from snapshot_dashboard.agent import leases as leases_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class HTTPError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class Agent:
+    """What the handlers share: the hypervisor, the leases, the options."""
+
+    def __init__(self, hypervisor, leases, max_budget_s, privileged_roles):
+        self.hypervisor = hypervisor
+        self.leases = leases
+        self.max_budget_s = max_budget_s
+        self.privileged_roles = set(privileged_roles)
+
+    def thaw_frozen_guests(self):
+        """At start: a guest left frozen by an agent that died is thawed."""
+        thawed = []
+        for guest in self.hypervisor.guests():
+            if (guest.power_state() == 'running'
+                    and guest.freeze_status() == 'frozen'):
+                LOG.warning('Server %s was left frozen; thawing it',
+                            guest.uuid)
+                guest.ensure_thawed()
+                thawed.append(guest.uuid)
+        return thawed
+
+
+def authorize(request, guest, agent):
+    roles = {r.strip() for r in request.environ.get('HTTP_X_ROLES',
+                                                    '').split(',')}
+    if roles & agent.privileged_roles:
+        return
+    project = request.environ.get('HTTP_X_PROJECT_ID')
+    owner = guest.owner_project()
+    if not project or owner != project:
+        LOG.warning('Project %s refused on server %s (owned by %s)',
+                    project, guest.uuid, owner)
+        raise HTTPError(403, 'Server %s is not in your project.'
+                        % guest.uuid)
+
+
+def _guest(request, agent, uuid):
+    try:
+        guest = agent.hypervisor.guest(uuid)
+    except guests_mod.GuestNotFound as e:
+        raise HTTPError(404, str(e)) from e
+    authorize(request, guest, agent)
+    return guest
+
+
+def _budget(request, agent):
+    body = request.json_body if request.body else {}
+    try:
+        budget = float(body.get('budget_s'))
+    except (TypeError, ValueError):
+        raise HTTPError(400, 'budget_s (seconds) is required.') from None
+    if not 0 < budget <= agent.max_budget_s:
+        raise HTTPError(400, 'budget_s must be above 0 and at most %s.'
+                        % agent.max_budget_s)
+    return budget
+
+
+def _lease_id(request):
+    body = request.json_body if request.body else {}
+    if not body.get('lease'):
+        raise HTTPError(400, 'lease is required.')
+    return body['lease']
+
+
+def show_server(request, agent, uuid):
+    guest = _guest(request, agent, uuid)
+    lease = agent.leases.active(uuid)
+    return 200, {'server': {
+        'id': uuid,
+        'power_state': guest.power_state(),
+        'guest_agent': guest.agent_answers(),
+        'freeze_status': guest.freeze_status(),
+        'lease': lease.to_dict(agent.leases.clock()) if lease else None,
+        'local_drives': guest.local_drives(),
+    }}
+
+
+def _take(request, agent, uuid, kind, hold, release):
+    guest = _guest(request, agent, uuid)
+    budget = _budget(request, agent)
+    try:
+        lease = agent.leases.take(uuid, kind, budget, lambda: hold(guest),
+                                  lambda: release(guest))
+    except leases_mod.LeaseConflict as e:
+        raise HTTPError(409, str(e)) from e
+    except guests_mod.GuestError as e:
+        raise HTTPError(e.status, str(e)) from e
+    return 201, {'lease': lease.to_dict(agent.leases.clock())}
+
+
+def _thaw(guest):
+    guest.thaw()
+
+
+def freeze(request, agent, uuid):
+    return _take(request, agent, uuid, leases_mod.FREEZE,
+                 lambda guest: guest.freeze(), _thaw)
+
+
+def pause(request, agent, uuid):
+    return _take(request, agent, uuid, leases_mod.PAUSE,
+                 lambda guest: guest.pause(), lambda guest: guest.resume())
+
+
+def _release(request, agent, uuid, kind):
+    _guest(request, agent, uuid)
+    try:
+        lease = agent.leases.find(_lease_id(request))
+    except leases_mod.LeaseNotFound as e:
+        raise HTTPError(404, str(e)) from e
+    if lease.server != uuid or lease.kind != kind:
+        raise HTTPError(409, 'Lease %s is not a %s of server %s.'
+                        % (lease.id, kind, uuid))
+    lease = agent.leases.release(lease.id)
+    body = {'lease': lease.to_dict(agent.leases.clock())}
+    if lease.released_by != leases_mod.CALLER:
+        # Released before the caller asked: the hold did not last.
+        return 409, dict(body, message='The %s of server %s ended before '
+                         'this call (%s).' % (kind, uuid, lease.released_by))
+    if lease.release_error:
+        return 500, dict(body, message=lease.release_error)
+    return 200, body
+
+
+def thaw(request, agent, uuid):
+    return _release(request, agent, uuid, leases_mod.FREEZE)
+
+
+def resume(request, agent, uuid):
+    return _release(request, agent, uuid, leases_mod.PAUSE)
+
+
+ROUTES = {
+    '/v1/servers/{uuid}': {'GET': show_server},
+    '/v1/servers/{uuid}/freeze': {'POST': freeze},
+    '/v1/servers/{uuid}/thaw': {'POST': thaw},
+    '/v1/servers/{uuid}/pause': {'POST': pause},
+    '/v1/servers/{uuid}/resume': {'POST': resume},
+}

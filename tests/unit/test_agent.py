@@ -1,0 +1,222 @@
+"""The agent's API against libvirt's ``test:///default`` driver.
+
+The test driver implements fsFreeze, fsThaw, suspend, resume and domain
+metadata, so leases, the watchdog and authorization run on real libvirt
+calls. Its ``fsThaw`` answers how many filesystems it thawed: 0 proves a
+guest was not (or no longer) frozen. Real guests are the integration
+tests' part.
+"""
+
+import json
+import os
+import time
+
+import libvirt
+from oslo_config import cfg
+import pytest
+import webob
+
+from snapshot_dashboard.agent import conf as agent_conf
+from snapshot_dashboard.agent import deploy
+from snapshot_dashboard.agent import handlers
+
+OWNER = 'project-owner'
+NOVA_METADATA = ('<instance><owner><user uuid="u1"/><project uuid="%s"/>'
+                 '</owner></instance>' % OWNER)
+
+
+@pytest.fixture
+def conf():
+    conf = cfg.ConfigOpts()
+    deploy.register(conf)
+    conf([], project='snapshot-dashboard')
+    conf.set_override('connection_uri', 'test:///default', group='libvirt')
+    conf.set_override('max_budget', 30, group='agent')
+    return conf
+
+
+@pytest.fixture
+def agent(conf):
+    agent = deploy.make_agent(conf)
+    yield agent
+    agent.leases.stop()
+
+
+@pytest.fixture
+def domain(agent):
+    # The agent's own connection: each test:/// connection has its state.
+    domain = agent.hypervisor.connection().lookupByName('test')
+    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NOVA_METADATA,
+                       'nova', 'http://openstack.org/xmlns/libvirt/nova/1.1',
+                       0)
+    return domain
+
+
+def call(agent, method, path, body=None, project=OWNER, roles='member'):
+    request = webob.Request.blank(path, method=method)
+    request.headers['X-Project-Id'] = project
+    request.headers['X-Roles'] = roles
+    if body is not None:
+        request.body = json.dumps(body).encode()
+        request.content_type = 'application/json'
+    response = request.get_response(deploy.Router(handlers.ROUTES, agent))
+    return response.status_int, response.json
+
+
+def frozen(domain):
+    """Thaw and tell whether anything was frozen (the test driver counts)."""
+    return domain.fsThaw() > 0
+
+
+def test_freeze_then_thaw_with_the_lease(agent, domain):
+    status, body = call(agent, 'POST', '/v1/servers/%s/freeze'
+                        % domain.UUIDString(), {'budget_s': 10})
+    assert status == 201
+    lease = body['lease']
+    assert (lease['kind'], lease['released_by']) == ('freeze', None)
+    status, body = call(agent, 'POST', '/v1/servers/%s/thaw'
+                        % domain.UUIDString(), {'lease': lease['id']})
+    assert status == 200
+    assert body['lease']['released_by'] == 'caller'
+    assert not frozen(domain)
+
+
+def test_a_second_freeze_is_refused_and_changes_nothing(agent, domain):
+    uuid = domain.UUIDString()
+    _, first = call(agent, 'POST', '/v1/servers/%s/freeze' % uuid,
+                    {'budget_s': 10})
+    status, body = call(agent, 'POST', '/v1/servers/%s/freeze' % uuid,
+                        {'budget_s': 10})
+    assert status == 409
+    assert 'already held' in body['message']
+    assert agent.leases.active(uuid).id == first['lease']['id']
+
+
+def test_the_watchdog_thaws_when_the_budget_runs_out(agent, domain):
+    uuid = domain.UUIDString()
+    _, body = call(agent, 'POST', '/v1/servers/%s/freeze' % uuid,
+                   {'budget_s': 0.2})
+    time.sleep(0.6)
+    assert not frozen(domain)
+    assert agent.leases.active(uuid) is None
+    # The caller coming back late learns the freeze did not last.
+    status, late = call(agent, 'POST', '/v1/servers/%s/thaw' % uuid,
+                        {'lease': body['lease']['id']})
+    assert status == 409
+    assert late['lease']['released_by'] == 'watchdog'
+    assert 180 <= late['lease']['held_ms'] < 1000
+
+
+def test_a_pause_lease_expires_into_a_running_guest(agent, domain):
+    uuid = domain.UUIDString()
+    status, _ = call(agent, 'POST', '/v1/servers/%s/pause' % uuid,
+                     {'budget_s': 0.2})
+    assert status == 201
+    assert domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    time.sleep(0.6)
+    assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_pause_and_resume(agent, domain):
+    uuid = domain.UUIDString()
+    _, body = call(agent, 'POST', '/v1/servers/%s/pause' % uuid,
+                   {'budget_s': 10})
+    status, body = call(agent, 'POST', '/v1/servers/%s/resume' % uuid,
+                        {'lease': body['lease']['id']})
+    assert status == 200
+    assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_a_paused_guest_cannot_be_frozen(agent, domain):
+    domain.suspend()
+    status, body = call(agent, 'POST', '/v1/servers/%s/freeze'
+                        % domain.UUIDString(), {'budget_s': 10})
+    assert status == 409
+    assert 'paused' in body['message']
+    assert agent.leases.active(domain.UUIDString()) is None
+
+
+def test_another_project_is_refused_and_the_guest_untouched(agent, domain):
+    status, _ = call(agent, 'POST', '/v1/servers/%s/freeze'
+                     % domain.UUIDString(), {'budget_s': 10},
+                     project='someone-else')
+    assert status == 403
+    assert not frozen(domain)
+    status, _ = call(agent, 'GET', '/v1/servers/%s' % domain.UUIDString(),
+                     project='someone-else')
+    assert status == 403
+
+
+def test_a_guest_nova_does_not_own_is_refused(agent):
+    domain = agent.hypervisor.connection().lookupByName('test')
+    status, _ = call(agent, 'POST', '/v1/servers/%s/pause'
+                     % domain.UUIDString(), {'budget_s': 10})
+    assert status == 403
+    assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_a_service_token_may_act_on_any_project(agent, domain):
+    status, _ = call(agent, 'POST', '/v1/servers/%s/freeze'
+                     % domain.UUIDString(), {'budget_s': 10},
+                     project='service-project', roles='service')
+    assert status == 201
+
+
+@pytest.mark.parametrize('body', [{}, {'budget_s': 0}, {'budget_s': 31},
+                                  {'budget_s': 'soon'}])
+def test_a_bad_budget_is_refused_untouched(agent, domain, body):
+    status, body = call(agent, 'POST', '/v1/servers/%s/freeze'
+                        % domain.UUIDString(), body)
+    assert status == 400
+    assert 'budget_s' in body['message']
+    assert not frozen(domain)
+
+
+def test_unknown_server_and_lease(agent, domain):
+    status, _ = call(agent, 'GET',
+                     '/v1/servers/00000000-0000-0000-0000-000000000000')
+    assert status == 404
+    status, _ = call(agent, 'POST', '/v1/servers/%s/thaw'
+                     % domain.UUIDString(), {'lease': 'no-such-lease'})
+    assert status == 404
+
+
+def test_show_server(agent, domain):
+    status, body = call(agent, 'GET', '/v1/servers/%s' % domain.UUIDString())
+    assert status == 200
+    server = body['server']
+    assert server['power_state'] == 'running'
+    # The test driver has no guest agent channel.
+    assert server['guest_agent'] is False
+    assert server['lease'] is None
+
+
+def test_stopping_the_agent_thaws_and_resumes_everything(agent, domain):
+    uuid = domain.UUIDString()
+    call(agent, 'POST', '/v1/servers/%s/freeze' % uuid, {'budget_s': 30})
+    released = agent.leases.stop()
+    assert [lease.released_by for lease in released] == ['shutdown']
+    assert not frozen(domain)
+
+
+def test_the_deployed_agent_wants_a_token(conf, agent):
+    conf.set_override('www_authenticate_uri', 'http://127.0.0.1:5000/v3',
+                      group='keystone_authtoken')
+    application = deploy.deploy(conf, agent)
+    request = webob.Request.blank('/v1/servers/%s' % agent.hypervisor
+                                  .connection().lookupByName('test')
+                                  .UUIDString())
+    response = request.get_response(application)
+    assert response.status_int == 401
+
+
+def test_the_sample_config_shows_every_option_with_its_default():
+    sample = open(os.path.join(os.path.dirname(deploy.__file__),
+                               'agent.conf.sample')).read()
+    for group, options in agent_conf.list_opts():
+        section = sample.split('[%s]' % group, 1)[1].split('\n[', 1)[0]
+        for option in options:
+            default = option.sample_default or option.default
+            if isinstance(default, list):
+                default = ','.join(default)
+            assert '#%s = %s' % (option.name, default) in section, option.name
