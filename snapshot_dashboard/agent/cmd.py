@@ -7,6 +7,7 @@ every lease (thaw, resume) before it exits.
 
 import signal
 import sys
+import threading
 
 from cheroot import wsgi
 from oslo_config import cfg
@@ -32,19 +33,25 @@ def main(argv=None):
                          deploy.deploy(conf, agent),
                          numthreads=conf.agent.threads)
 
-    def stop(signum, frame):
-        LOG.info('Signal %d: releasing every lease, then stopping', signum)
-        agent.leases.stop()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Signal handlers only flag; the main thread releases the leases, then
+    # stops the server, with a bound on how long a stuck connection may hold
+    # the exit.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    serving = threading.Thread(target=server.safe_start, daemon=True,
+                               name='wsgi-server')
+    serving.start()
     LOG.info('Listening on %s:%d', conf.agent.bind_host, conf.agent.bind_port)
     try:
-        server.start()
+        while not stopping.wait(1) and serving.is_alive():
+            pass
     finally:
+        LOG.info('Stopping: releasing every lease first')
         agent.leases.stop()
-        server.stop()
+        stopper = threading.Thread(target=server.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=10)
 
 
 if __name__ == '__main__':
