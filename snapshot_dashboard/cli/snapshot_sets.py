@@ -1,11 +1,13 @@
 """``openstack server snapshot create|list|show|delete``."""
 
 import logging
+import os
 
 from osc_lib import exceptions
 from osc_lib import utils
 from osc_lib.command import command
 
+from snapshot_dashboard.orchestration import agent
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
@@ -93,6 +95,13 @@ class CreateSnapshotSet(_SetCommand, command.ShowOne):
         parser.add_argument(
             '--wait', action='store_true',
             help='Return only when the set is usable (its image uploaded)')
+        parser.add_argument(
+            '--agent-url', metavar='<url>',
+            default=os.environ.get('SNAPSHOT_DASHBOARD_AGENT_URL'),
+            help='URL of the compute-side agent; {host} stands for the '
+                 "server's compute host, which only admins may see "
+                 '(default: env SNAPSHOT_DASHBOARD_AGENT_URL; none: no '
+                 'application consistency, crash through Nova\'s pause)')
         return parser
 
     def take_action(self, parsed_args):
@@ -103,7 +112,9 @@ class CreateSnapshotSet(_SetCommand, command.ShowOne):
                 name=parsed_args.name, description=parsed_args.description,
                 consistency=parsed_args.consistency,
                 budget_s=parsed_args.budget, wait=parsed_args.wait,
-                progress=self._progress, clock=self.clock)
+                progress=self._progress, clock=self.clock,
+                agents=(agent.AgentLocator(parsed_args.agent_url)
+                        if parsed_args.agent_url else None))
         except errors.SnapshotSetError as e:
             raise exceptions.CommandError(str(e)) from e
         return _details(snapshot_set)

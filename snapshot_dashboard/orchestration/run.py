@@ -106,11 +106,12 @@ def plan_snapshot_set(clients, server_id, devices=None, available=None):
 def create_snapshot_set(clients, server_id, devices=None, name=None,
                         description='', consistency=windows.AUTO,
                         budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
-                        clock=windows.Clock):
+                        clock=windows.Clock, agents=None):
     """Take one snapshot set of a server and return it.
 
     Returns when every drive is captured and the set's image is written;
     with ``wait`` only once the set is usable (the root image uploaded).
+    ``agents`` (an AgentLocator) finds the server's compute-side agent.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
     _report(progress, 'plan', STARTED)
@@ -123,7 +124,9 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
             detail=', '.join(d.name for d in plan.devices))
 
     _report(progress, 'preflight', STARTED)
-    window = windows.choose_window(consistency, plan, clients, clock=clock)
+    agent = _agent_of(agents, clients, plan)
+    window = windows.choose_window(consistency, plan, clients, clock=clock,
+                                   agent=agent, budget_s=budget_s)
     short = [c for c in preflight.check_quotas(clients, plan) if not c.ok]
     if short:
         raise errors.QuotaExceeded(short)
@@ -133,8 +136,9 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     try:
         captures, window_ms = _capture(plan, window, available, rollback,
                                        budget_s, clock, progress)
+        level = windows.achieved(window, consistency)
         _check_still_attached(clients, plan)
-        snapshot_set = _snapshot_set(plan, captures, window, window_ms,
+        snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency)
         _report(progress, 'package', STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, rollback)
@@ -152,6 +156,17 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
                     FAILED if rollback.failures else DONE,
                     detail='; '.join(rollback.failures) or None)
     return snapshot_set
+
+
+def _agent_of(agents, clients, plan):
+    """The server's agent client, or None (no agent, or not findable)."""
+    if agents is None or not plan.running:
+        return None
+    try:
+        return agents.for_server(clients, plan.server_id)
+    except Exception:
+        LOG.exception('Could not locate the agent of %s', plan.server_id)
+        return None
 
 
 def _capture(plan, window, available, rollback, budget_s, clock, progress):
@@ -215,8 +230,8 @@ def _check_still_attached(clients, plan):
         raise errors.DevicesChanged(detached)
 
 
-def _snapshot_set(plan, captures, window, window_ms, context, requested):
-    shared = window.level != windows.NONE
+def _snapshot_set(plan, captures, level, window_ms, context, requested):
+    shared = level != windows.NONE
     drives = [sets.Drive(name=c.device.name, kind=c.device.kind,
                          size_gb=c.device.size_gb,
                          volume_id=c.device.volume_id,
@@ -228,7 +243,7 @@ def _snapshot_set(plan, captures, window, window_ms, context, requested):
     return sets.SnapshotSet(
         id=root_image or str(uuid.uuid4()), name=context.set_name,
         server_id=plan.server_id, run_id=context.run_id,
-        consistency=window.level, requested_consistency=requested,
+        consistency=level, requested_consistency=requested,
         window_ms=window_ms, drives=drives,
         excluded=[{'device': d.name, 'reason': why}
                   for d, why in plan.excluded],

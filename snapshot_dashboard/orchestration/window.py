@@ -8,8 +8,10 @@ the window gives when it closes normally.
 import logging
 import time
 
+from keystoneauth1 import exceptions as ks_exceptions
 from novaclient import exceptions as nova_exceptions
 
+from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import errors
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class Clock:
 class Window:
     level = NONE
     description = 'nothing held'
+    held = True  # False once something else ended the hold early
 
     def open(self):
         pass
@@ -120,8 +123,91 @@ class NovaPauseWindow(Window):
         self.pause_requested = False
 
 
-def choose_window(consistency, plan, clients, clock=Clock):
-    """The window that reaches ``consistency`` for this plan, or an error."""
+class AgentWindow(Window):
+    """A freeze or pause held by the compute-side agent under a lease.
+
+    The agent's watchdog ends the hold if this process vanishes. If it
+    ended the hold before ``close`` (the budget ran out first), the drives
+    were not all taken inside it: ``held`` turns False.
+    """
+
+    take = release = None  # the agent's calls, per kind
+
+    def __init__(self, agent_client, server_id, budget_s):
+        self.agent = agent_client
+        self.server_id = server_id
+        self.budget_s = budget_s + agent_module.WATCHDOG_MARGIN_S
+        self.lease = None
+        self.held = True
+
+    def open(self):
+        try:
+            self.lease = getattr(self.agent, self.take)(self.server_id,
+                                                        self.budget_s)
+        except agent_module.AgentError as e:
+            raise errors.ConsistencyUnavailable(
+                'The compute-side agent could not %s server %s: %s'
+                % (self.take, self.server_id, e)) from e
+
+    def close(self):
+        if self.lease is None:
+            return
+        try:
+            lease = getattr(self.agent, self.release)(self.server_id,
+                                                      self.lease['id'])
+        except (agent_module.AgentError, ks_exceptions.ClientException) as e:
+            raise errors.WindowCloseFailed(
+                'The compute-side agent could not %s server %s (its '
+                'watchdog will within %s s): %s' % (
+                    self.release, self.server_id, self.budget_s, e)) from e
+        self.lease = None
+        if lease.get('released_by') != 'caller':
+            self.held = False
+            LOG.warning('The %s of %s ended before the capture did (%s)',
+                        self.take, self.server_id, lease.get('released_by'))
+        if lease.get('release_error'):
+            raise errors.WindowCloseFailed(
+                'The compute-side agent could not %s server %s: %s'
+                % (self.release, self.server_id, lease['release_error']))
+
+
+class AgentFreezeWindow(AgentWindow):
+    level = APPLICATION
+    description = 'filesystems frozen by the guest agent'
+    take, release = 'freeze', 'thaw'
+
+
+class AgentPauseWindow(AgentWindow):
+    level = CRASH
+    description = 'paused by the compute-side agent'
+    take, release = 'pause', 'resume'
+
+
+def achieved(window, requested):
+    """The consistency a closed window gave.
+
+    A hold that ended early (the agent's watchdog) gave less: the set is
+    relabelled one level down when the caller asked for ``auto``, and
+    fails otherwise.
+    """
+    if window.held:
+        return window.level
+    if requested != AUTO:
+        raise errors.CaptureFailed(
+            'The guest was released (its time budget ran out) before every '
+            'drive was captured, so the set is not %s-consistent; nothing '
+            'was kept.' % requested)
+    return {APPLICATION: CRASH, CRASH: NONE}.get(window.level, NONE)
+
+
+def choose_window(consistency, plan, clients, clock=Clock, agent=None,
+                  budget_s=60):
+    """The window that reaches ``consistency`` for this plan, or an error.
+
+    ``agent`` is the server's AgentClient, or None where no agent runs:
+    then ``application`` cannot be reached and ``crash`` pauses through
+    Nova.
+    """
     if consistency not in LEVELS:
         raise errors.ConsistencyUnavailable(
             'Unknown consistency %r; choose one of %s.'
@@ -136,9 +222,21 @@ def choose_window(consistency, plan, clients, clock=Clock):
         return StillServerWindow() if consistency != NONE else NoWindow()
     if consistency == NONE:
         return NoWindow()
+    name = plan.server_name or plan.server_id
+    status = agent_module.probe(agent, plan.server_id)
+    if consistency in (APPLICATION, AUTO) and status and status.get(
+            'guest_agent'):
+        return AgentFreezeWindow(agent, plan.server_id, budget_s)
     if consistency == APPLICATION:
+        if agent is None:
+            why = 'no compute-side agent is configured'
+        elif status is None:
+            why = 'the compute-side agent does not answer'
+        else:
+            why = 'its guest agent (qemu-guest-agent) does not answer'
         raise errors.ConsistencyUnavailable(
-            'Application consistency needs the compute-side agent, and none '
-            'is configured for server %s.'
-            % (plan.server_name or plan.server_id))
+            'Application consistency is not possible for server %s: %s.'
+            % (name, why))
+    if status is not None:
+        return AgentPauseWindow(agent, plan.server_id, budget_s)
     return NovaPauseWindow(clients.nova, plan.server_id, clock=clock)
