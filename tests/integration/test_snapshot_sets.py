@@ -205,3 +205,36 @@ def test_volume_backed_set_matches_novas_own_create_image(
         for mapping in json.loads(image['block_device_mapping']):
             demo.cinder.volume_snapshots.delete(mapping['snapshot_id'])
         demo.glance.images.delete(nova_image_id)
+
+
+def freezes_logged_since(clients, server_id, since):
+    """Freezes the guest's qemu-ga logged on its console after ``since``,
+    in the guest's own clock (a TCG guest's clock lags the host's)."""
+    found = 0
+    for line in clients.nova.servers.get_console_output(
+            server_id).splitlines():
+        stamp, _, message = line.partition(':')
+        try:
+            logged_at = float(stamp)
+        except ValueError:
+            continue
+        if logged_at >= since and 'guest-fsfreeze-freeze' in message:
+            found += 1
+    return found
+
+
+@pytest.mark.parametrize('name', ['demo-volume', 'demo-image'])
+def test_application_consistency_through_the_agent(openstack_cli, demo,
+                                                   admin, cleanup, name):
+    server = server_by_name(demo, name)
+    guest = Guest(admin, server.id)
+    guest.wait_until_answering()
+    started = guest.command('guest-get-time') / 1e9
+    shown = create(openstack_cli, 'demo', name, '--consistency',
+                   'application', '--agent-url', 'http://127.0.0.1:9797')
+    cleanup.append(shown['id'])
+    assert shown['consistency'] == 'application'
+    assert shown['status'] == 'available'
+    # The guest's own agent logged the freeze (qemu-ga -v on its console).
+    assert freezes_logged_since(demo, server.id, started) >= 1
+    assert server_by_name(demo, name).status == 'ACTIVE'

@@ -26,7 +26,7 @@ REGION = 'RegionOne'
 HOST = 'minicloud'
 PORTS = {'keystone': 5000, 'glance': 9292, 'placement': 8778,
          'nova-api': 8774, 'cinder-api': 8776, 'network': 9696,
-         'mariadb': 3306, 'rabbitmq': 5672}
+         'mariadb': 3306, 'rabbitmq': 5672, 'agent': 9797}
 DATABASES = ['keystone', 'glance', 'placement', 'nova_api', 'nova',
              'nova_cell0', 'cinder']
 SERVICE_USERS = ['glance', 'placement', 'nova', 'cinder']
@@ -184,6 +184,8 @@ class MiniCloud:
             'cinder-scheduler': (daemon('cinder-scheduler', 'cinder'), {}),
             'cinder-volume': (daemon('cinder-volume', 'cinder'),
                               {'PYTHONPATH': cinder_path}),
+            'agent': ([self.bin('snapshot-dashboard-agent'), '--config-file',
+                       self.conf('agent')], {}),
         }
 
     def pid_of(self, name):
@@ -401,6 +403,13 @@ class MiniCloud:
         shutil.copy(os.path.join(self.venv, 'etc', 'cinder',
                                  'resource_filters.json'),
                     os.path.join(self.etc, 'cinder'))
+        self.write_ini(self.conf('agent'), {
+            'DEFAULT': {'log_file': os.path.join(self.logs, 'agent.log')},
+            'agent': {'bind_host': '127.0.0.1',
+                      'bind_port': PORTS['agent']},
+            'libvirt': {'connection_uri': 'qemu:///system'},
+            'keystone_authtoken': self.authtoken(PLUGIN_USER),
+        })
         cinder_privsep = '%s --config-file %s' % (self.bin('privsep-helper'),
                                                   self.conf('cinder'))
         self.write_ini(self.conf('cinder'), {
@@ -634,7 +643,7 @@ class MiniCloud:
         for name in self.services():
             self.start(name)
         for service in ('glance', 'placement', 'nova-api', 'cinder-api',
-                        'network'):
+                        'network', 'agent'):
             self.wait_for(service, lambda svc=service: self.answers(svc))
         self.wait_for('the compute service', self.compute_is_up,
                       timeout_s=240)
