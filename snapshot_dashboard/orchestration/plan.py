@@ -18,13 +18,6 @@ ROOT_VOLUME = 'root-volume'
 EPHEMERAL = 'ephemeral'
 VOLUME = 'volume'
 
-KIND_LABELS = {
-    ROOT_IMAGE: 'root disk (image-backed)',
-    ROOT_VOLUME: 'root volume',
-    EPHEMERAL: 'ephemeral disk',
-    VOLUME: 'volume',
-}
-
 # Nova's createImage accepts these vm states (check_instance_state of
 # compute.api.API.snapshot); task_state must be None.
 SNAPSHOTTABLE_STATUSES = frozenset({'ACTIVE', 'SHUTOFF', 'PAUSED',
@@ -60,10 +53,6 @@ class Device:
     def is_root(self):
         return self.kind in (ROOT_IMAGE, ROOT_VOLUME)
 
-    @property
-    def label(self):
-        return KIND_LABELS[self.kind]
-
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -80,10 +69,6 @@ class Plan:
     @property
     def volume_devices(self):
         return [d for d in self.devices if d.is_volume]
-
-    @property
-    def local_devices(self):
-        return [d for d in self.devices if not d.is_volume]
 
     @property
     def running(self):
