@@ -15,6 +15,8 @@ from cinderclient import exceptions as cinder_exceptions
 from glanceclient import exc as glance_exceptions
 from novaclient import exceptions as nova_exceptions
 
+from snapshot_dashboard.orchestration import agent
+
 PROJECT = 'project-demo'
 OTHER_PROJECT = 'project-other'
 
@@ -399,17 +401,17 @@ class FakeClock:
         self.cloud.tick()
 
 
-class FakeAgent:
-    """The compute-side agent of FakeCloud's servers (AgentClient's calls).
+class FakeAgent(agent.AgentClient):
+    """The compute-side agent of FakeCloud's servers: AgentClient's calls,
+    answered here instead of over HTTP.
 
     ``guest_agent`` says whether qemu-ga answers; ``watchdog_first`` makes
     the agent's watchdog end every hold before the caller does.
     """
 
-    url = 'http://agent.test:9797'
-
     def __init__(self, cloud, guest_agent=True, reachable=True,
                  watchdog_first=False):
+        super().__init__(session=None, url='http://agent.test:9797')
         self.cloud = cloud
         self.guest_agent = guest_agent
         self.reachable = reachable
@@ -418,34 +420,21 @@ class FakeAgent:
         self.held = {}  # server -> 'freeze' | 'pause'
 
     def server(self, server_id):
-        from snapshot_dashboard.orchestration import agent
         if not self.reachable:
             raise agent.AgentError(503, 'agent down')
         return {'id': server_id, 'guest_agent': self.guest_agent,
                 'power_state': 'running'}
 
-    def _take(self, kind, server_id, budget_s):
-        self.calls.append((kind, server_id))
-        self.held[server_id] = kind
-        return {'id': 'lease-%d' % len(self.calls), 'kind': kind}
+    def _take(self, action, server_id, budget_s):
+        self.calls.append((action, server_id))
+        self.held[server_id] = action
+        return {'id': 'lease-%d' % len(self.calls), 'kind': action}
 
-    def _release(self, kind, server_id, lease_id):
-        self.calls.append((kind, server_id))
+    def _release(self, action, server_id, lease_id):
+        self.calls.append((action, server_id))
         del self.held[server_id]
         return {'id': lease_id, 'released_by':
                 'watchdog' if self.watchdog_first else 'caller'}
-
-    def freeze(self, server_id, budget_s):
-        return self._take('freeze', server_id, budget_s)
-
-    def thaw(self, server_id, lease_id):
-        return self._release('thaw', server_id, lease_id)
-
-    def pause(self, server_id, budget_s):
-        return self._take('pause', server_id, budget_s)
-
-    def resume(self, server_id, lease_id):
-        return self._release('resume', server_id, lease_id)
 
 
 class FakeAgents:
