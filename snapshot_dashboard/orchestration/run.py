@@ -30,6 +30,7 @@ LOG = logging.getLogger(__name__)
 DEFAULT_BUDGET_S = 60
 POLL_S = 0.1
 UPLOAD_TIMEOUT_S = 3600
+STALLED_UPLOAD_S = 60
 
 STARTED = 'started'
 DONE = 'done'
@@ -270,8 +271,14 @@ def _package(clients, plan, snapshot_set, rollback):
 
 def wait_until_usable(clients, snapshot_set, clock,
                       timeout_s=UPLOAD_TIMEOUT_S):
-    """Wait until the set's image is active; its snapshots already are."""
+    """Wait until the set's image is active; its snapshots already are.
+
+    Nova uploads the root image; once Nova's task on the server has ended,
+    an image still not active after ``STALLED_UPLOAD_S`` will not become
+    so (seen here once: Glance kept a partial upload in ``saving``).
+    """
     deadline = clock.now() + timeout_s
+    nova_done_at = None
     while True:
         try:
             status = clients.glance.images.get(snapshot_set.id)['status']
@@ -282,6 +289,16 @@ def wait_until_usable(clients, snapshot_set, clock,
         if status not in ('queued', 'saving', 'uploading', 'importing'):
             raise errors.CaptureFailed(
                 'The image of snapshot set %s ended %s while uploading.'
+                % (snapshot_set.id, status))
+        if nova_done_at is None and not clients.nova.servers.get(
+                snapshot_set.server_id).to_dict().get(
+                    'OS-EXT-STS:task_state'):
+            nova_done_at = clock.now()
+        if nova_done_at is not None and (
+                clock.now() - nova_done_at >= STALLED_UPLOAD_S):
+            raise errors.CaptureFailed(
+                'Nova finished uploading the image of snapshot set %s, but '
+                'Glance still shows it %s; nothing was kept.'
                 % (snapshot_set.id, status))
         if clock.now() >= deadline:
             raise errors.CaptureFailed(

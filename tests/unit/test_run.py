@@ -341,3 +341,26 @@ def test_delete_keeps_the_image_when_a_snapshot_cannot_go(cloud):
     with pytest.raises(errors.SetDeleteFailed):
         sets.delete_set(cloud, snapshot_set.id)
     assert snapshot_set.id in cloud.images
+
+
+def test_an_upload_glance_never_finishes_fails_and_keeps_nothing(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+
+    def glance_stalls():
+        for image in cloud.images.values():
+            if image['status'] == 'active' and image.get('_by_nova_stall'):
+                image['status'] = 'saving'
+
+    def mark_nova_images():
+        for image in cloud.images.values():
+            image['_by_nova_stall'] = True
+
+    cloud.on_tick.extend([mark_nova_images, glance_stalls])
+    with pytest.raises(errors.CaptureFailed) as raised:
+        take(cloud, server, wait=True)
+    assert 'Glance still shows it saving' in str(raised.value)
+    cloud.on_tick.clear()
+    for _ in range(5):
+        cloud.tick()
+    assert resources(cloud) == (set(), set())
+    assert cloud.server_status(server) == 'ACTIVE'

@@ -31,25 +31,6 @@ def rss_kb(pid):
     return 0
 
 
-def descendants(pids):
-    children = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open('/proc/%s/stat' % entry) as f:
-                    parent = int(f.read().rsplit(')', 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = set(), list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(children.get(pid, []))
-    return found
-
-
 def qemu_pids():
     result = subprocess.run(['pgrep', '-f', 'qemu-system'],
                             capture_output=True, text=True, check=False)
@@ -78,7 +59,8 @@ def main():
     first_agent_s = time.monotonic() - started
 
     services = [cloud.pid_of(name) for name in cloud.services()]
-    control = descendants([p for p in services if p] + cloud.helper_pids())
+    control = minicloud.descendants([p for p in services if p]
+                                    + cloud.helper_pids())
     control -= set(qemu_pids())
     control_mb = sum(map(rss_kb, control)) / 1024
     guests = qemu_pids()

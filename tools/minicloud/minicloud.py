@@ -50,6 +50,26 @@ def boot_time():
     return 0
 
 
+def descendants(pids):
+    """``pids`` and every process below them (their children, and so on)."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as f:
+                    parent = int(f.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
 def log(message):
     print('minicloud: %s' % message, file=sys.stderr, flush=True)
 
@@ -708,7 +728,10 @@ class MiniCloud:
         running = {name: pid for name, pid in running.items() if pid}
         if running:
             log('stopping %s' % ', '.join(running))
-        self.stop_pids(list(running.values()) + self.helper_pids())
+        # Their workers too (cinder-volume forks one, gunicorn its worker):
+        # a parent killed after the grace period would orphan them.
+        self.stop_pids(sorted(descendants(
+            list(running.values()) + self.helper_pids())))
         log('down')
 
     def forget_stale_guests(self):
