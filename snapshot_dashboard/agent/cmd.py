@@ -29,6 +29,7 @@ def main(argv=None):
     thawed = agent.thaw_frozen_guests()
     if thawed:
         LOG.warning('Thawed at start: %s', ', '.join(thawed))
+    agent.captures.forget_leftovers(agent.hypervisor)
     server = wsgi.Server((conf.agent.bind_host, conf.agent.bind_port),
                          deploy.deploy(conf, agent),
                          numthreads=conf.agent.threads)

@@ -16,6 +16,18 @@ agent_opts = [
                help='Threads of the WSGI server.'),
     cfg.ListOpt('privileged_roles', default=['admin', 'service'],
                 help='Roles that may act on any project\'s server.'),
+    cfg.StrOpt('capture_dir',
+               default='/var/lib/snapshot-dashboard-agent/captures',
+               help='Where copies of local drives are kept until they are '
+                    'uploaded to Glance. Needs room for the largest set of '
+                    'local drives captured at once.'),
+    cfg.IntOpt('capture_keep', default=3600, min=1,
+               help='Seconds a copy that nobody exports is kept before it '
+                    'is removed.'),
+    cfg.ListOpt('image_interfaces', default=['internal', 'public'],
+                help='Glance endpoint interfaces to upload copies to, in '
+                     'order of preference (from the caller\'s catalog).'),
+    cfg.StrOpt('region_name', help='Region of the Glance endpoint.'),
 ]
 
 libvirt_opts = [

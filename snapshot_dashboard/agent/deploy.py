@@ -8,9 +8,12 @@ import logging
 import re
 import time
 
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
 from keystonemiddleware import auth_token
 import webob
 
+from snapshot_dashboard.agent import captures
 from snapshot_dashboard.agent import conf as agent_conf
 from snapshot_dashboard.agent import guests
 from snapshot_dashboard.agent import handlers
@@ -94,14 +97,56 @@ class FaultWrapper:
                                'log.'})(environ, start_response)
 
 
+class GlanceUploader:
+    """Uploads a copy to an image with the caller's token (the auth plugin
+    keystonemiddleware hands on), to Glance as the caller's catalog has it.
+    """
+
+    def __init__(self, interfaces, region_name=None):
+        self.interfaces = interfaces
+        self.region_name = region_name
+
+    def __call__(self, token_auth):
+        if token_auth is None:
+            raise handlers.HTTPError(401, 'No token to upload with.')
+        session = ks_session.Session(auth=token_auth)
+        endpoint = None
+        for interface in self.interfaces:
+            try:
+                endpoint = session.get_endpoint(
+                    service_type='image', interface=interface,
+                    region_name=self.region_name)
+            except ks_exceptions.EndpointNotFound:
+                endpoint = None
+            if endpoint:
+                break
+        if not endpoint:
+            raise handlers.HTTPError(
+                409, 'Your catalog has no Glance endpoint (%s).'
+                % ', '.join(self.interfaces))
+        base = re.sub(r'/v2/?$', '', endpoint.rstrip('/'))
+
+        def upload(image_id, path):
+            with open(path, 'rb') as f:
+                session.put(
+                    '%s/v2/images/%s/file' % (base, image_id),
+                    data=iter(lambda: f.read(captures.CHUNK), b''),
+                    headers={'Content-Type': 'application/octet-stream'})
+        return upload
+
+
 def make_agent(conf, clock=time.monotonic):
     hypervisor = guests.Hypervisor(conf.libvirt.connection_uri,
                                    conf.libvirt.agent_timeout,
                                    conf.libvirt.ping_timeout,
                                    conf.libvirt.thaw_guard)
-    return handlers.Agent(hypervisor, leases.Leases(clock=clock),
-                          conf.agent.max_budget,
-                          conf.agent.privileged_roles)
+    return handlers.Agent(
+        hypervisor, leases.Leases(clock=clock), conf.agent.max_budget,
+        conf.agent.privileged_roles,
+        captures=captures.Captures(conf.agent.capture_dir,
+                                   keep_s=conf.agent.capture_keep),
+        uploader=GlanceUploader(conf.agent.image_interfaces,
+                                conf.agent.region_name))
 
 
 def deploy(conf, agent):

@@ -17,6 +17,8 @@ LOG = logging.getLogger(__name__)
 
 NOVA_NS = 'http://openstack.org/xmlns/libvirt/nova/1.1'
 
+CAPTURABLE_FORMATS = frozenset({'qcow2', 'raw'})
+
 POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: 'nostate',
     libvirt.VIR_DOMAIN_RUNNING: 'running',
@@ -126,9 +128,13 @@ class Guest:
         except libvirt.libvirtError:
             return None
 
-    def local_drives(self):
-        """The disks libvirt holds as files: Nova's root, ephemeral, swap."""
-        xml = ElementTree.fromstring(self.domain.XMLDesc(0))  # noqa: S314
+    def local_drives(self, domain_xml=None):
+        """The disks libvirt holds as files (Nova's root, ephemeral, swap),
+        and whether each can be captured here: a copy needs a live QEMU
+        and a format QEMU reads block by block."""
+        xml = ElementTree.fromstring(  # noqa: S314 - libvirtd's own XML
+            domain_xml or self.domain.XMLDesc(0))
+        live = self.power_state() in ('running', 'paused')
         drives = []
         for disk in xml.findall('./devices/disk'):
             source = disk.find('source')
@@ -137,10 +143,15 @@ class Guest:
             if (disk.get('device') != 'disk' or disk.get('type') != 'file'
                     or source is None or target is None):
                 continue
+            fmt = None if driver is None else driver.get('type')
+            reason = None
+            if not live:
+                reason = 'the server is %s' % self.power_state()
+            elif fmt not in CAPTURABLE_FORMATS:
+                reason = 'format %s cannot be copied' % fmt
             drives.append({'device': target.get('dev'),
-                           'file': source.get('file'),
-                           'format': None if driver is None
-                           else driver.get('type')})
+                           'file': source.get('file'), 'format': fmt,
+                           'capturable': reason is None, 'reason': reason})
         return drives
 
     def _check_running(self, action):

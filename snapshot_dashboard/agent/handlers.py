@@ -8,6 +8,7 @@ privileged role.
 
 import logging
 
+from snapshot_dashboard.agent import captures as captures_mod
 from snapshot_dashboard.agent import guests as guests_mod
 from snapshot_dashboard.agent import leases as leases_mod
 
@@ -21,13 +22,18 @@ class HTTPError(Exception):
 
 
 class Agent:
-    """What the handlers share: the hypervisor, the leases, the options."""
+    """What the handlers share: the hypervisor, the leases, the captures,
+    the options. ``uploader(token_auth)`` returns ``upload(image_id, file)``
+    acting with the caller's token."""
 
-    def __init__(self, hypervisor, leases, max_budget_s, privileged_roles):
+    def __init__(self, hypervisor, leases, max_budget_s, privileged_roles,
+                 captures=None, uploader=None):
         self.hypervisor = hypervisor
         self.leases = leases
         self.max_budget_s = max_budget_s
         self.privileged_roles = set(privileged_roles)
+        self.captures = captures
+        self.uploader = uploader
 
     def thaw_frozen_guests(self):
         """At start: a guest left frozen by an agent that died is thawed."""
@@ -65,8 +71,15 @@ def _guest(request, agent, uuid):
     return guest
 
 
-def _budget(request, agent):
+def _body(request):
     body = request.json_body if request.body else {}
+    if not isinstance(body, dict):
+        raise HTTPError(400, 'The body must be a JSON object.')
+    return body
+
+
+def _budget(request, agent):
+    body = _body(request)
     try:
         budget = float(body.get('budget_s'))
     except (TypeError, ValueError):
@@ -78,7 +91,7 @@ def _budget(request, agent):
 
 
 def _lease_id(request):
-    body = request.json_body if request.body else {}
+    body = _body(request)
     if not body.get('lease'):
         raise HTTPError(400, 'lease is required.')
     return body['lease']
@@ -152,10 +165,75 @@ def resume(request, agent, uuid):
     return _release(request, agent, uuid, leases_mod.PAUSE)
 
 
+def _capture_call(function, *args):
+    try:
+        return function(*args)
+    except captures_mod.CaptureError as e:
+        raise HTTPError(e.status, str(e)) from e
+
+
+def create_capture(request, agent, uuid):
+    """Copy the named local drives as they are now, in one instant; with a
+    ``lease``, only while that lease holds the server."""
+    guest = _guest(request, agent, uuid)
+    body = _body(request)
+    devices = body.get('devices')
+    if (not isinstance(devices, list) or not devices
+            or not all(isinstance(d, str) for d in devices)):
+        raise HTTPError(400, 'devices must be a list of drive names, such '
+                        'as ["vda", "vdb"].')
+    lease_id = body.get('lease')
+    if lease_id is not None:
+        lease = agent.leases.active(uuid)
+        if lease is None or lease.id != lease_id:
+            raise HTTPError(409, 'Lease %s does not hold server %s now.'
+                            % (lease_id, uuid))
+    capture = _capture_call(agent.captures.begin, guest, devices)
+    capture.lease = lease_id
+    return 201, {'capture': capture.to_dict()}
+
+
+def show_capture(request, agent, uuid, capture_id):
+    _guest(request, agent, uuid)
+    capture = _capture_call(agent.captures.get, uuid, capture_id)
+    return 200, {'capture': capture.to_dict()}
+
+
+def export_capture(request, agent, uuid, capture_id):
+    """Upload the copies to Glance images the caller made, in the order
+    given (``images``: a list of ``{"device", "image"}``), with the caller's
+    own token; the copies are then removed, and so are the ones not named.
+    """
+    _guest(request, agent, uuid)
+    capture = _capture_call(agent.captures.get, uuid, capture_id)
+    listed = _body(request).get('images')
+    if (not isinstance(listed, list) or not listed or not all(
+            isinstance(i, dict) and isinstance(i.get('device'), str)
+            and isinstance(i.get('image'), str) for i in listed)):
+        raise HTTPError(400, 'images must be a list of {"device": …, '
+                        '"image": <Glance image id>}.')
+    images = {i['device']: i['image'] for i in listed}
+    upload = agent.uploader(request.environ.get('keystone.token_auth'))
+    _capture_call(agent.captures.export, capture, images, upload)
+    return 202, {'capture': capture.to_dict()}
+
+
+def delete_capture(request, agent, uuid, capture_id):
+    _guest(request, agent, uuid)
+    capture = _capture_call(agent.captures.get, uuid, capture_id)
+    agent.captures.delete(capture, agent.hypervisor)
+    return 200, {'capture': capture.to_dict()}
+
+
 ROUTES = {
     '/v1/servers/{uuid}': {'GET': show_server},
     '/v1/servers/{uuid}/freeze': {'POST': freeze},
     '/v1/servers/{uuid}/thaw': {'POST': thaw},
     '/v1/servers/{uuid}/pause': {'POST': pause},
     '/v1/servers/{uuid}/resume': {'POST': resume},
+    '/v1/servers/{uuid}/captures': {'POST': create_capture},
+    '/v1/servers/{uuid}/captures/{capture_id}': {'GET': show_capture,
+                                                 'DELETE': delete_capture},
+    '/v1/servers/{uuid}/captures/{capture_id}/export': {
+        'POST': export_capture},
 }

@@ -68,6 +68,30 @@ class AgentClient:
     def resume(self, server_id, lease_id):
         return self._release('resume', server_id, lease_id)
 
+    def capture(self, server_id, devices, lease_id=None):
+        """Copy local drives (``vda``) as they are now, in one instant."""
+        return self._call('POST', '/v1/servers/%s/captures' % server_id,
+                          {'devices': devices, 'lease': lease_id},
+                          expect=(201,))[1]['capture']
+
+    def show_capture(self, server_id, capture_id):
+        return self._call('GET', '/v1/servers/%s/captures/%s'
+                          % (server_id, capture_id))[1]['capture']
+
+    def export_capture(self, server_id, capture_id, images):
+        """Upload the copies, ``images`` being (device, image id) pairs in
+        the order to upload them; the copies are then removed."""
+        return self._call(
+            'POST', '/v1/servers/%s/captures/%s/export'
+            % (server_id, capture_id),
+            {'images': [{'device': device, 'image': image}
+                        for device, image in images]},
+            expect=(202,))[1]['capture']
+
+    def delete_capture(self, server_id, capture_id):
+        self._call('DELETE', '/v1/servers/%s/captures/%s'
+                   % (server_id, capture_id), expect=(200, 404))
+
 
 class AgentLocator:
     """Finds the agent of a server from ``url_template``.

@@ -17,6 +17,7 @@ import uuid
 from glanceclient import exc as glance_exceptions
 from oslo_utils import excutils
 
+from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import package
@@ -56,6 +57,7 @@ class RunContext:
     clock: object = windows.Clock
     set_name: str = ''
     description: str = ''
+    lease_id: str | None = None  # the agent's lease, while the window holds
 
 
 class Rollback:
@@ -95,10 +97,16 @@ def default_set_name(plan, now=None):
                       now.strftime('%Y-%m-%dT%H:%M:%SZ'))
 
 
-def plan_snapshot_set(clients, server_id, devices=None, available=None):
-    """The plan for ``devices`` (None: every drive that can be captured)."""
+def plan_snapshot_set(clients, server_id, devices=None, available=None,
+                      agents=None):
+    """The plan for ``devices`` (None: every drive that can be captured),
+    with the capturers ``available``, or those the server's agent (found
+    with ``agents``) and the cloud offer."""
     if available is None:
-        available = capture.capturers(clients, RunContext('', server_id))
+        agent = _agent_of(agents, clients, server_id)
+        available = capture.capturers(clients, RunContext('', server_id),
+                                      agent,
+                                      agent_module.probe(agent, server_id))
     return planning.load_plan(
         clients, server_id, selection=devices,
         cannot_capture=lambda d: capture.capturer_for(available, d)[1])
@@ -118,16 +126,18 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     _report(progress, 'plan', STARTED)
     context = RunContext(str(uuid.uuid4()), server_id, clock=clock,
                          description=description or '')
-    available = capture.capturers(clients, context)
+    agent = _agent_of(agents, clients, server_id)
+    agent_status = agent_module.probe(agent, server_id)
+    available = capture.capturers(clients, context, agent, agent_status)
     plan = plan_snapshot_set(clients, server_id, devices, available)
     context.set_name = name or default_set_name(plan)
     _report(progress, 'plan', DONE,
             detail=', '.join(d.name for d in plan.devices))
 
     _report(progress, 'preflight', STARTED)
-    agent = _agent_of(agents, clients, plan)
     window = windows.choose_window(consistency, plan, clients, clock=clock,
-                                   agent=agent, budget_s=budget_s)
+                                   agent=agent, budget_s=budget_s,
+                                   agent_status=agent_status)
     short = [c for c in preflight.check_quotas(clients, plan) if not c.ok]
     if short:
         raise errors.QuotaExceeded(short)
@@ -136,17 +146,20 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     rollback = Rollback()
     try:
         captures, window_ms = _capture(plan, window, available, rollback,
-                                       budget_s, clock, progress)
+                                       budget_s, context, progress)
         level = windows.achieved(window, consistency)
         _check_still_attached(clients, plan)
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency)
         _report(progress, 'package', STARTED)
-        snapshot_set = _package(clients, plan, snapshot_set, rollback)
+        snapshot_set = _package(clients, plan, snapshot_set, captures,
+                                available, rollback)
         _report(progress, 'package', DONE, detail=snapshot_set.id)
         if wait:
             _report(progress, 'upload', STARTED)
-            snapshot_set = wait_until_usable(clients, snapshot_set, clock)
+            snapshot_set = wait_until_usable(
+                clients, snapshot_set, clock,
+                upload_error=lambda: _upload_error(available))
             _report(progress, 'upload', DONE)
     except BaseException as e:
         with excutils.save_and_reraise_exception():
@@ -159,35 +172,65 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     return snapshot_set
 
 
-def _agent_of(agents, clients, plan):
+def _agent_of(agents, clients, server_id):
     """The server's agent client, or None (no agent, or not findable)."""
-    if agents is None or not plan.running:
+    if agents is None:
         return None
     try:
-        return agents.for_server(clients, plan.server_id)
+        return agents.for_server(clients, server_id)
     except Exception:
-        LOG.exception('Could not locate the agent of %s', plan.server_id)
+        LOG.exception('Could not locate the agent of %s', server_id)
         return None
 
 
-def _capture(plan, window, available, rollback, budget_s, clock, progress):
+def _upload_error(available):
+    for capturer in available:
+        check = getattr(capturer, 'upload_error', None)
+        if check is not None and getattr(capturer, 'capture_id', None):
+            error = check()
+            if error:
+                return error
+    return None
+
+
+def _begin_all(plan, by_device, rollback):
+    """Initiate every capture in parallel: one call per drive, or one per
+    capturer that takes its drives in one instant (``begin_all``)."""
+    tasks, batches = [], {}
+    for device in plan.devices:
+        capturer = by_device[device.name]
+        if hasattr(capturer, 'begin_all'):
+            batches.setdefault(capturer, []).append(device)
+        else:
+            tasks.append((lambda c, d: [c.begin(d, rollback)],
+                          capturer, device))
+    tasks += [(lambda c, ds: c.begin_all(ds, rollback), capturer, devices)
+              for capturer, devices in batches.items()]
+    with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(8, len(tasks))) as pool:
+        futures = [pool.submit(*task) for task in tasks]
+        # Every begin finishes (and registers its undo) before a failure
+        # of one is raised.
+        concurrent.futures.wait(futures)
+        captures = [c for f in futures for c in f.result()]
+    order = [d.name for d in plan.devices]
+    return sorted(captures, key=lambda c: order.index(c.device.name))
+
+
+def _capture(plan, window, available, rollback, budget_s, context,
+             progress):
     """Open the window, initiate every capture in parallel, wait for every
     instant, close the window. Returns the captures and the window in ms."""
+    clock = context.clock
     _report(progress, 'open-window', STARTED, detail=window.description)
     try:
         window.open()
         opened = clock.now()
+        context.lease_id = (getattr(window, 'lease', None) or {}).get('id')
         _report(progress, 'open-window', DONE)
         by_device = {d.name: capture.capturer_for(available, d)[0]
                      for d in plan.devices}
-        with concurrent.futures.ThreadPoolExecutor(
-                max_workers=min(8, len(plan.devices))) as pool:
-            futures = [pool.submit(by_device[d.name].begin, d, rollback)
-                       for d in plan.devices]
-            # Every begin finishes (and registers its undo) before a
-            # failure of one is raised.
-            concurrent.futures.wait(futures)
-            captures = [f.result() for f in futures]
+        captures = _begin_all(plan, by_device, rollback)
         for c in captures:
             _report(progress, 'capture', STARTED, device=c.device.name)
         pending = list(captures)
@@ -214,6 +257,7 @@ def _capture(plan, window, available, rollback, budget_s, clock, progress):
                 _report(progress, 'close-window', DONE)
     _report(progress, 'close-window', STARTED)
     window.close()
+    context.lease_id = None
     window_ms = int(round((clock.now() - opened) * 1000))
     _report(progress, 'close-window', DONE, detail='%d ms' % window_ms)
     for c in captures:
@@ -238,9 +282,12 @@ def _snapshot_set(plan, captures, level, window_ms, context, requested):
                          volume_id=c.device.volume_id,
                          volume_name=c.device.volume_name,
                          snapshot_id=c.snapshot_id, image_id=c.image_id,
-                         captured_ms=c.reached_at, shared_instant=shared)
+                         captured_ms=c.reached_at, shared_instant=shared,
+                         captured_by=c.captured_by)
               for c in captures]
-    root_image = next((c.image_id for c in captures if c.image_id), None)
+    root_image = next((c.image_id for c in captures
+                       if c.image_id and c.device.kind == planning.ROOT_IMAGE),
+                      None)
     return sets.SnapshotSet(
         id=root_image or str(uuid.uuid4()), name=context.set_name,
         server_id=plan.server_id, run_id=context.run_id,
@@ -251,46 +298,69 @@ def _snapshot_set(plan, captures, level, window_ms, context, requested):
         bootable=plan.bootable)
 
 
-def _package(clients, plan, snapshot_set, rollback):
-    """Write the set's image: Nova's root image gets the set's properties;
-    otherwise a new image without data carries them (as Nova does for a
-    volume-backed server)."""
+def _package(clients, plan, snapshot_set, captures, available, rollback):
+    """Write the set's image: the capturer of the root writes it with the
+    set's properties; without a root image, a new image without data
+    carries them (as Nova does for a volume-backed server)."""
     properties = package.image_properties(snapshot_set, plan)
-    glance = clients.glance
-    if any(d.image_id == snapshot_set.id for d in snapshot_set.drives):
-        glance.images.update(snapshot_set.id, **properties)
+    wrote_set = False
+    for capturer in available:
+        mine = [c for c in captures if c.captured_by == capturer.name]
+        if mine and capturer.package(mine, snapshot_set, plan, properties,
+                                     rollback):
+            wrote_set = True
+    if wrote_set:
         return snapshot_set
+    glance = clients.glance
     glance.images.create(
         id=snapshot_set.id, name=snapshot_set.name, disk_format='raw',
         container_format='bare', visibility='private', **properties)
     rollback.add('delete image %s' % snapshot_set.id,
                  capture.delete_image, glance, snapshot_set.id)
     glance.images.upload(snapshot_set.id, io.BytesIO(b''), image_size=0)
+    if any(d.image_id for d in snapshot_set.drives):
+        return snapshot_set  # an ephemeral copy is still on its way
     return dataclasses.replace(snapshot_set, status=sets.AVAILABLE)
 
 
 def wait_until_usable(clients, snapshot_set, clock,
-                      timeout_s=UPLOAD_TIMEOUT_S):
-    """Wait until the set's image is active; its snapshots already are.
+                      timeout_s=UPLOAD_TIMEOUT_S, upload_error=None):
+    """Wait until every image of the set is active; its snapshots already
+    are.
 
-    Nova uploads the root image; once Nova's task on the server has ended,
-    an image still not active after ``STALLED_UPLOAD_S`` will not become
-    so (seen here once: Glance kept a partial upload in ``saving``).
+    Nova uploads a root it captured; once Nova's task on the server has
+    ended, an image still not active after ``STALLED_UPLOAD_S`` will not
+    become so (seen here once: Glance kept a partial upload in ``saving``).
+    The agent uploads the copies it took; ``upload_error()`` says when it
+    gave up.
     """
     deadline = clock.now() + timeout_s
     nova_done_at = None
+    by_nova = any(d.captured_by == 'nova' for d in snapshot_set.drives)
+    pending = [snapshot_set.id] + [d.image_id for d in snapshot_set.drives
+                                   if d.image_id and
+                                   d.image_id != snapshot_set.id]
     while True:
-        try:
-            status = clients.glance.images.get(snapshot_set.id)['status']
-        except glance_exceptions.HTTPNotFound:
-            status = 'deleted'
-        if status == 'active':
+        for image_id in list(pending):
+            try:
+                status = clients.glance.images.get(image_id)['status']
+            except glance_exceptions.HTTPNotFound:
+                status = 'deleted'
+            if status == 'active':
+                pending.remove(image_id)
+            elif status not in ('queued', 'saving', 'uploading',
+                                'importing'):
+                raise errors.CaptureFailed(
+                    'Image %s of snapshot set %s ended %s while uploading.'
+                    % (image_id, snapshot_set.id, status))
+        if not pending:
             return dataclasses.replace(snapshot_set, status=sets.AVAILABLE)
-        if status not in ('queued', 'saving', 'uploading', 'importing'):
+        error = upload_error() if upload_error else None
+        if error:
             raise errors.CaptureFailed(
-                'The image of snapshot set %s ended %s while uploading.'
-                % (snapshot_set.id, status))
-        if nova_done_at is None and not clients.nova.servers.get(
+                'The compute-side agent could not upload snapshot set %s: '
+                '%s' % (snapshot_set.id, error))
+        if by_nova and nova_done_at is None and not clients.nova.servers.get(
                 snapshot_set.server_id).to_dict().get(
                     'OS-EXT-STS:task_state'):
             nova_done_at = clock.now()

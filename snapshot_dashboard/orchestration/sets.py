@@ -51,6 +51,7 @@ class Drive:
     image_id: str | None = None
     captured_ms: int | None = None  # since the window opened
     shared_instant: bool = False
+    captured_by: str | None = None  # cinder, agent or nova
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -164,6 +165,21 @@ def delete_set(clients, set_id):
             continue
         except cinder_exceptions.ClientException as e:
             failures.append('volume snapshot %s: %s' % (snapshot_id, e))
+    for drive in snapshot_set.drives:
+        if not drive.image_id or drive.image_id == set_id:
+            continue
+        try:
+            image = clients.glance.images.get(drive.image_id)
+        except glance_exceptions.HTTPNotFound:
+            continue
+        if image.get(capture.RUN_KEY) != snapshot_set.run_id:
+            LOG.warning('Image %s is not part of set %s; kept.',
+                        drive.image_id, set_id)
+            continue
+        try:
+            capture.delete_image(clients.glance, drive.image_id)
+        except glance_exceptions.HTTPException as e:
+            failures.append('image %s: %s' % (drive.image_id, e))
     if failures:
         raise errors.SetDeleteFailed(set_id, failures)
     capture.delete_image(clients.glance, set_id)

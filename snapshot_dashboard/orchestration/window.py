@@ -201,12 +201,13 @@ def achieved(window, requested):
 
 
 def choose_window(consistency, plan, clients, clock=Clock, agent=None,
-                  budget_s=60):
+                  budget_s=60, agent_status=None):
     """The window that reaches ``consistency`` for this plan, or an error.
 
     ``agent`` is the server's AgentClient, or None where no agent runs:
     then ``application`` cannot be reached and ``crash`` pauses through
-    Nova.
+    Nova. ``agent_status`` is what the agent just said of the server
+    (asked here when not given).
     """
     if consistency not in LEVELS:
         raise errors.ConsistencyUnavailable(
@@ -223,7 +224,7 @@ def choose_window(consistency, plan, clients, clock=Clock, agent=None,
     if consistency == NONE:
         return NoWindow()
     name = plan.server_name or plan.server_id
-    status = agent_module.probe(agent, plan.server_id)
+    status = agent_status or agent_module.probe(agent, plan.server_id)
     if consistency in (APPLICATION, AUTO) and status and status.get(
             'guest_agent'):
         return AgentFreezeWindow(agent, plan.server_id, budget_s)

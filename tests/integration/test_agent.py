@@ -66,7 +66,7 @@ def agent(clouds_yaml, tmp_path_factory):
     config_file.write_text('\n'.join([
         '[DEFAULT]', 'log_file = %s' % (folder / 'agent.log'),
         '[agent]', 'bind_host = 127.0.0.1', 'bind_port = %d' % port,
-        'max_budget = 60',
+        'max_budget = 60', 'capture_dir = %s' % (folder / 'captures'),
         '[libvirt]', 'connection_uri = qemu:///system', 'agent_timeout = 3',
         'thaw_guard = 120',
         '[keystone_authtoken]',
@@ -77,6 +77,7 @@ def agent(clouds_yaml, tmp_path_factory):
         'project_name = %s' % service['project_name'],
         'user_domain_name = Default', 'project_domain_name = Default', '']))
     process = AgentProcess(str(config_file), port, folder / 'agent.log')
+    process.capture_dir = folder / 'captures'
     process.start()
     yield process
     process.stop()
@@ -239,3 +240,149 @@ def _status(guest):
         return guest.command('guest-fsfreeze-status', timeout_s=3)
     except RuntimeError:
         return None
+
+
+# -- captures ---------------------------------------------------------------
+
+def copied_counter(path, scratch):
+    """The counter lines in a qcow2 copy of a drive, after checking the
+    copy and its filesystem: qemu-img check, then e2fsck -fn on it raw."""
+    subprocess.run(['qemu-img', 'check', str(path)], check=True,
+                   capture_output=True)
+    raw = scratch / (path.name + '.raw')
+    subprocess.run(['qemu-img', 'convert', '-O', 'raw', str(path), str(raw)],
+                   check=True, capture_output=True)
+    fsck = subprocess.run(['e2fsck', '-fn', str(raw)], capture_output=True,
+                          text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    out = subprocess.run(['debugfs', '-R', 'cat /counter', str(raw)],
+                         capture_output=True, text=True, check=True).stdout
+    raw.unlink()
+    return [(int(n), float(t)) for n, t in
+            (line.split() for line in out.splitlines() if line.strip())]
+
+
+def wait_for_capture(agent, token, uuid, capture_id, states):
+    return wait_for('capture %s' % capture_id, lambda: (
+        lambda c: c if c['state'] in states else None)(agent.call(
+            'GET', '/v1/servers/%s/captures/%s' % (uuid, capture_id),
+            token=token)[1]['capture']), timeout_s=120, interval_s=0.2)
+
+
+def test_a_capture_in_a_freeze_ends_at_the_last_line_before_it(
+        agent, server, token, tmp_path):
+    uuid, guest = server
+    status, body = agent.call('POST', '/v1/servers/%s/freeze' % uuid,
+                              token=token, budget_s=30)
+    assert status == 201
+    lease = body['lease']['id']
+    status, body = agent.call('POST', '/v1/servers/%s/captures' % uuid,
+                              token=token, devices=['vda', 'vdb'],
+                              lease=lease)
+    assert status == 201, body
+    capture = body['capture']
+    assert capture['began_ms'] < 1000
+    time.sleep(2)  # the writers wait out the freeze
+    status, _ = agent.call('POST', '/v1/servers/%s/thaw' % uuid,
+                           token=token, lease=lease)
+    assert status == 200
+    try:
+        wait_for_capture(agent, token, uuid, capture['id'], {'copied'})
+        time.sleep(1)
+        for device in ('vda', 'vdb'):
+            copy = agent.capture_dir / capture['id'] / ('%s.qcow2' % device)
+            copied = copied_counter(copy, tmp_path)
+            live = counter_lines(guest, device)
+            # The copy is exactly the file as it was at the freeze: every
+            # line written before it, and the next line came after the thaw.
+            assert copied == live[:len(copied)], device
+            assert live[len(copied)][1] - copied[-1][1] > 1.5, device
+    finally:
+        agent.call('DELETE', '/v1/servers/%s/captures/%s'
+                   % (uuid, capture['id']), token=token)
+    assert not (agent.capture_dir / capture['id']).exists()
+
+
+def test_a_capture_outside_the_lease_is_refused(agent, server, token):
+    uuid, _ = server
+    status, body = agent.call('POST', '/v1/servers/%s/captures' % uuid,
+                              token=token, devices=['vda'], lease='gone')
+    assert status == 409
+    assert list(agent.capture_dir.iterdir()) == []
+
+
+def test_an_export_uploads_with_the_callers_token_then_removes_the_copy(
+        agent, server, token, demo):
+    uuid, _ = server
+    status, body = agent.call('POST', '/v1/servers/%s/captures' % uuid,
+                              token=token, devices=['vdb'])
+    assert status == 201
+    capture = body['capture']
+    image = demo.glance.images.create(name='agent-export-test',
+                                      disk_format='qcow2',
+                                      container_format='bare')
+    try:
+        status, body = agent.call(
+            'POST', '/v1/servers/%s/captures/%s/export' % (uuid,
+                                                           capture['id']),
+            token=token, images=[{'device': 'vdb', 'image': image['id']}])
+        assert status == 202, body
+        done = wait_for_capture(agent, token, uuid, capture['id'],
+                                {'exported', 'failed'})
+        assert done['state'] == 'exported', done
+        assert done['exports']['vdb']['state'] == 'uploaded'
+        uploaded = demo.glance.images.get(image['id'])
+        assert uploaded['status'] == 'active'
+        assert uploaded['owner'] == demo.project_id
+        assert uploaded['size'] > 0
+        assert not (agent.capture_dir / capture['id']).exists()
+    finally:
+        demo.glance.images.delete(image['id'])
+
+
+@pytest.fixture(scope='module')
+def admin_server(admin):
+    """A server of the admin project, on the same host as demo's."""
+    image = next(i for i in admin.glance.images.list()
+                 if i['name'] == 'snapguest')
+    flavor = admin.nova.flavors.find(name='snap.tiny-noeph')
+    server = admin.nova.servers.create('admin-agent-test', image['id'],
+                                       flavor.id, nics='none')
+    try:
+        wait_for('the admin server', lambda: admin.nova.servers.get(
+            server.id).status == 'ACTIVE', timeout_s=300)
+        yield server.id
+    finally:
+        admin.nova.servers.delete(server.id)
+        wait_for('the admin server to go', lambda: not [
+            s for s in admin.nova.servers.list() if s.id == server.id])
+
+
+def test_a_demo_token_on_an_admin_project_server_is_403(
+        agent, admin_server, token):
+    for method, path, body in [
+            ('GET', '', {}), ('POST', '/freeze', {'budget_s': 5}),
+            ('POST', '/pause', {'budget_s': 5}),
+            ('POST', '/captures', {'devices': ['vda']})]:
+        status, _ = agent.call(method, '/v1/servers/%s%s'
+                               % (admin_server, path), token=token, **body)
+        assert status == 403, path
+    assert list(agent.capture_dir.iterdir()) == []
+
+
+def test_the_compute_host_is_found_with_the_service_credential(
+        demo, cloud_config, server):
+    from snapshot_dashboard.orchestration import agent as agent_module
+    from tests.integration.conftest import _clients
+    service = _clients(cloud_config, 'minicloud-service')
+    template = 'http://{host}:9797'
+    # Nova shows the host only to the service credential, not to demo.
+    assert agent_module.AgentLocator(template).for_server(
+        demo, server[0]) is None
+    located = agent_module.AgentLocator(template, service).for_server(
+        demo, server[0])
+    host = service.nova.servers.get(server[0]).to_dict()[
+        'OS-EXT-SRV-ATTR:host']
+    assert located.url == 'http://%s:9797' % host
+    # The call itself goes with demo's own token.
+    assert located.session is demo.session

@@ -238,3 +238,53 @@ def test_application_consistency_through_the_agent(openstack_cli, demo,
     # The guest's own agent logged the freeze (qemu-ga -v on its console).
     assert freezes_logged_since(demo, server.id, started) >= 1
     assert server_by_name(demo, name).status == 'ACTIVE'
+
+
+def test_the_agent_copies_root_and_ephemeral_in_the_freeze_and_it_boots(
+        openstack_cli, demo, admin, cleanup):
+    server = server_by_name(demo, 'demo-image')
+    guest = Guest(admin, server.id)
+    guest.wait_until_answering()
+    marker = uuid.uuid4().hex
+    guest.shell('for d in /mnt/vd*; do echo %s-${d##*/} > $d/marker; done; '
+                'sync' % marker)
+    shown = create(openstack_cli, 'demo', 'demo-image', '--consistency',
+                   'application', '--agent-url', 'http://127.0.0.1:9797')
+    cleanup.append(shown['id'])
+    snapshot_set = sets.get_set(demo, shown['id'])
+    by = {d.name: d for d in snapshot_set.drives}
+    # Every drive, root and ephemeral included, inside one freeze.
+    assert {n: d.captured_by for n, d in by.items()} == {
+        '/dev/vda': 'agent', '/dev/vdb': 'agent', '/dev/vdc': 'cinder',
+        '/dev/vdd': 'cinder'}
+    assert snapshot_set.consistency == 'application'
+    assert all(d.shared_instant for d in by.values())
+    assert snapshot_set.excluded == []
+    ephemeral = demo.glance.images.get(by['/dev/vdb'].image_id)
+    assert (ephemeral['status'], ephemeral['disk_format']) == (
+        'active', 'qcow2')
+
+    openstack_cli('demo', '--os-compute-api-version', '2.79', 'server',
+                  'create', '--flavor', 'snap.tiny', '--image',
+                  shown['id'], '--nic', 'none', '--wait', 'from-agent-set')
+    clone = server_by_name(demo, 'from-agent-set')
+    try:
+        clone_guest = Guest(admin, clone.id)
+        clone_guest.wait_until_answering()
+        seen = wait_for('the markers in the new guest', lambda: (
+            lambda out: out if out.count(marker) == 3 else None)(
+                clone_guest.shell('cat /mnt/*/marker 2>/dev/null; true')),
+            timeout_s=60)
+        # The root from the agent's copy, the volumes from their snapshots
+        # (the flavor's ephemeral disk starts blank, as Nova makes it).
+        assert sorted(seen.split()) == ['%s-%s' % (marker, d) for d in
+                                        ('vda', 'vdc', 'vdd')]
+    finally:
+        volume_ids = list(attachments(demo, clone).values())
+        demo.nova.servers.delete(clone.id)
+        wait_for('the new server to go', lambda: not [
+            s for s in demo.nova.servers.list() if s.id == clone.id])
+        for volume_id in volume_ids:
+            wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
+                demo.cinder.volumes.get(v).status == 'available'))
+            demo.cinder.volumes.delete(volume_id)

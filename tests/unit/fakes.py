@@ -31,6 +31,8 @@ FAILURE_POINTS = (
     'glance.create',
     'glance.upload',
     'glance.update',
+    'agent.capture',
+    'agent.upload',  # the agent's upload of a copy fails
 )
 
 
@@ -406,35 +408,100 @@ class FakeAgent(agent.AgentClient):
     answered here instead of over HTTP.
 
     ``guest_agent`` says whether qemu-ga answers; ``watchdog_first`` makes
-    the agent's watchdog end every hold before the caller does.
+    the agent's watchdog end every hold before the caller does; ``copies``
+    makes it report the server's local drives as capturable and copy them
+    (an upload completes at the cloud's next tick).
     """
 
     def __init__(self, cloud, guest_agent=True, reachable=True,
-                 watchdog_first=False):
+                 watchdog_first=False, copies=False):
         super().__init__(session=None, url='http://agent.test:9797')
         self.cloud = cloud
         self.guest_agent = guest_agent
         self.reachable = reachable
         self.watchdog_first = watchdog_first
+        self.copies = copies
         self.calls = []
         self.held = {}  # server -> 'freeze' | 'pause'
+        self.leases = {}  # server -> lease id
+        self.captures = {}  # id -> capture dict
+        cloud.on_tick.append(self._upload)
 
     def server(self, server_id):
         if not self.reachable:
             raise agent.AgentError(503, 'agent down')
         return {'id': server_id, 'guest_agent': self.guest_agent,
-                'power_state': 'running'}
+                'power_state': 'running',
+                'local_drives': self._drives(server_id)}
+
+    def _drives(self, server_id):
+        if not self.copies:
+            return []
+        server = self.cloud.servers[server_id]
+        devices = ['vda'] if server['image'] else []
+        if server['flavor']['ephemeral']:
+            devices.append('vdb' if server['image'] else 'vda')
+        return [{'device': d, 'format': 'qcow2', 'capturable': True,
+                 'reason': None} for d in devices]
 
     def _take(self, action, server_id, budget_s):
         self.calls.append((action, server_id))
         self.held[server_id] = action
-        return {'id': 'lease-%d' % len(self.calls), 'kind': action}
+        self.leases[server_id] = 'lease-%d' % len(self.calls)
+        return {'id': self.leases[server_id], 'kind': action}
 
     def _release(self, action, server_id, lease_id):
         self.calls.append((action, server_id))
         del self.held[server_id]
+        del self.leases[server_id]
         return {'id': lease_id, 'released_by':
                 'watchdog' if self.watchdog_first else 'caller'}
+
+    def capture(self, server_id, devices, lease_id=None):
+        self.calls.append(('capture', server_id, tuple(devices), lease_id,
+                           self.held.get(server_id)))
+        if lease_id is not None and self.leases.get(server_id) != lease_id:
+            raise agent.AgentError(409, 'lease does not hold the server')
+        self.cloud.check('agent.capture', agent.AgentError(409, 'refused'))
+        capture_id = 'capture-%d' % len(self.calls)
+        self.captures[capture_id] = {
+            'id': capture_id, 'state': 'copied', 'exports': {},
+            'drives': [{'device': d, 'format': 'qcow2'} for d in devices]}
+        return dict(self.captures[capture_id])
+
+    def show_capture(self, server_id, capture_id):
+        return dict(self.captures[capture_id])
+
+    def export_capture(self, server_id, capture_id, images):
+        self.calls.append(('export', server_id, tuple(images)))
+        capture = self.captures[capture_id]
+        capture['state'] = 'exporting'
+        capture['exports'] = dict(images)
+        return dict(capture)
+
+    def delete_capture(self, server_id, capture_id):
+        self.calls.append(('delete-capture', server_id, capture_id))
+        self.captures[capture_id]['state'] = 'deleted'
+
+    @property
+    def copies_held(self):
+        """Captures whose copies are still on the compute node."""
+        return [c for c in self.captures.values()
+                if c['state'] in ('copied', 'exporting')]
+
+    def _upload(self):
+        for capture in list(self.captures.values()):
+            if capture['state'] != 'exporting':
+                continue
+            if 'agent.upload' in self.cloud.fail_at:
+                capture['state'] = 'failed'
+                capture['error'] = 'Glance refused the upload'
+                continue
+            for image_id in capture['exports'].values():
+                image = self.cloud.images.get(image_id)
+                if image is not None:
+                    image.update(status='active', size=4096)
+            capture['state'] = 'exported'  # and the copies removed
 
 
 class FakeAgents:

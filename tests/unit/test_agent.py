@@ -219,4 +219,70 @@ def test_the_sample_config_shows_every_option_with_its_default():
             default = option.sample_default or option.default
             if isinstance(default, list):
                 default = ','.join(default)
+            if default is None:
+                default = '<None>'
             assert '#%s = %s' % (option.name, default) in section, option.name
+
+
+# -- captures ---------------------------------------------------------------
+
+@pytest.fixture
+def capture_dir(conf, tmp_path):
+    conf.set_override('capture_dir', str(tmp_path / 'captures'),
+                      group='agent')
+    return tmp_path / 'captures'
+
+
+def captures_path(domain):
+    return '/v1/servers/%s/captures' % domain.UUIDString()
+
+
+@pytest.mark.parametrize('body', [{}, {'devices': []}, {'devices': 'vda'},
+                                  {'devices': [1]}, ['vda']])
+def test_a_capture_needs_a_list_of_drives(agent, domain, body):
+    status, body = call(agent, 'POST', captures_path(domain), body)
+    assert status == 400
+
+
+def test_a_capture_of_an_unknown_drive_is_refused(agent, domain,
+                                                  capture_dir):
+    status, body = call(agent, 'POST', captures_path(domain),
+                        {'devices': ['vdz']})
+    assert status == 409
+    assert 'no local drive vdz' in body['message']
+    assert 'vda' in body['message']
+    assert not capture_dir.exists() or not list(capture_dir.iterdir())
+
+
+def test_show_server_says_which_drives_can_be_captured(agent, domain):
+    status, body = call(agent, 'GET', '/v1/servers/%s' % domain.UUIDString())
+    drive, = body['server']['local_drives']
+    # The test driver's disk has no format: QEMU could not copy it.
+    assert (drive['device'], drive['capturable']) == ('vda', False)
+    assert 'format' in drive['reason']
+
+
+def test_a_capture_outside_its_lease_is_refused(agent, domain, capture_dir):
+    status, body = call(agent, 'POST', captures_path(domain),
+                        {'devices': ['vda'], 'lease': 'not-a-lease'})
+    assert status == 409
+    assert 'does not hold' in body['message']
+    assert not capture_dir.exists() or not list(capture_dir.iterdir())
+
+
+def test_another_projects_capture_is_refused(agent, domain, capture_dir):
+    status, _ = call(agent, 'POST', captures_path(domain),
+                     {'devices': ['vda']}, project='someone-else')
+    assert status == 403
+    status, _ = call(agent, 'GET', captures_path(domain) + '/nope',
+                     project='someone-else')
+    assert status == 403
+
+
+def test_an_unknown_capture_is_404(agent, domain):
+    for method, suffix, body in [('GET', '', None), ('DELETE', '', None),
+                                 ('POST', '/export', {'images': [
+                                     {'device': 'vda', 'image': 'i'}]})]:
+        status, _ = call(agent, method, captures_path(domain) + '/nope'
+                         + suffix, body)
+        assert status == 404, method

@@ -109,3 +109,84 @@ def test_any_failure_thaws_and_keeps_nothing(cloud, point):
     assert agent.held == {}
     assert agent.calls[-1] == ('thaw', server)
     assert (cloud.snapshots, cloud.images) == ({}, {})
+
+
+def base_image(cloud):
+    cloud.images['image-cirros'] = fakes.Resource(
+        id='image-cirros', status='active', owner='project-admin',
+        name='cirros', kernel_id='kernel-1', hw_qemu_guest_agent='yes',
+        checksum='abc', img_signature='sig', created_at='2026-01-01')
+
+
+def test_local_drives_are_copied_inside_the_freeze_and_uploaded(cloud):
+    base_image(cloud)
+    server = cloud.add_server(ephemeral_gb=1, volumes=[('/dev/vdc', 1)])
+    agent = fakes.FakeAgent(cloud, copies=True)
+    snapshot_set = take(cloud, server, agent, consistency='application',
+                        wait=True)
+    captures = [c for c in agent.calls if c[0] == 'capture']
+    # One copy of both local drives, inside the freeze, under its lease.
+    assert captures == [('capture', server, ('vda', 'vdb'), 'lease-1',
+                         'freeze')]
+    assert agent.calls[-2][0] == 'thaw' and agent.calls[-1][0] == 'export'
+    drives = {d.name: d for d in snapshot_set.drives}
+    assert {n: d.captured_by for n, d in drives.items()} == {
+        '/dev/vda': 'agent', '/dev/vdb': 'agent', '/dev/vdc': 'cinder'}
+    assert all(d.shared_instant for d in drives.values())
+    assert snapshot_set.status == 'available'
+    # The root's copy is the set's image and inherits the base image's
+    # properties, as Nova's snapshot would; the ephemeral copy is its own
+    # image, uploaded before the set's image.
+    assert drives['/dev/vda'].image_id == snapshot_set.id
+    root = cloud.images[snapshot_set.id]
+    assert (root['disk_format'], root['kernel_id'], root['base_image_ref'],
+            root['status']) == ('qcow2', 'kernel-1', 'image-cirros', 'active')
+    assert 'img_signature' not in root
+    ephemeral = cloud.images[drives['/dev/vdb'].image_id]
+    assert ephemeral['snapshot_set_member_of'] == snapshot_set.id
+    assert ephemeral['status'] == 'active'
+    assert [image for _, image in agent.calls[-1][2]] == [
+        ephemeral['id'], snapshot_set.id]
+    assert cloud.pause_calls == []  # no createImage, no Nova pause
+    assert agent.copies_held == []
+
+
+def test_the_agent_copy_replaces_createimage_only_where_it_can(cloud):
+    server = cloud.add_server(ephemeral_gb=1)
+    agent = fakes.FakeAgent(cloud, copies=False)
+    snapshot_set = take(cloud, server, agent)
+    # Without the agent's copy: Nova's createImage for the root, and the
+    # ephemeral drive left out, with the reason on the set.
+    assert [d.captured_by for d in snapshot_set.drives] == ['nova']
+    assert snapshot_set.excluded[0]['device'] == '/dev/vdb'
+    assert 'compute-side agent' in snapshot_set.excluded[0]['reason']
+
+
+def test_deleting_a_set_deletes_its_ephemeral_copy_too(cloud):
+    base_image(cloud)
+    server = cloud.add_server(ephemeral_gb=1, volumes=[('/dev/vdc', 1)])
+    agent = fakes.FakeAgent(cloud, copies=True)
+    snapshot_set = take(cloud, server, agent, wait=True)
+    run.sets.delete_set(cloud, snapshot_set.id)
+    for _ in range(3):
+        cloud.tick()
+    assert set(cloud.images) == {'image-cirros'}
+    assert cloud.snapshots == {}
+
+
+@pytest.mark.parametrize('point', ['agent.capture', 'agent.upload',
+                                   'glance.create', 'cinder.snapshot_create'])
+def test_a_failed_copy_or_upload_keeps_nothing(cloud, point):
+    base_image(cloud)
+    server = cloud.add_server(ephemeral_gb=1, volumes=[('/dev/vdc', 1)])
+    agent = fakes.FakeAgent(cloud, copies=True)
+    cloud.fail_at.add(point)
+    with pytest.raises(Exception) as raised:  # noqa: B017 - any, same end
+        take(cloud, server, agent, consistency='application', wait=True)
+    assert raised.value.rollback_failures == []
+    for _ in range(5):
+        cloud.tick()
+    assert agent.held == {}
+    assert agent.copies_held == []
+    assert set(cloud.images) == {'image-cirros'}
+    assert cloud.snapshots == {}

@@ -426,7 +426,9 @@ class MiniCloud:
         self.write_ini(self.conf('agent'), {
             'DEFAULT': {'log_file': os.path.join(self.logs, 'agent.log')},
             'agent': {'bind_host': '127.0.0.1',
-                      'bind_port': PORTS['agent']},
+                      'bind_port': PORTS['agent'],
+                      'capture_dir': os.path.join(self.data, 'agent',
+                                                  'captures')},
             'libvirt': {'connection_uri': 'qemu:///system'},
             'keystone_authtoken': self.authtoken(PLUGIN_USER),
         })
@@ -650,8 +652,7 @@ class MiniCloud:
         self.wait_for('libvirtd', lambda: subprocess.run(
             ['virsh', '-c', 'qemu:///system', 'version'],
             capture_output=True, check=False).returncode == 0)
-        if fresh:
-            self.forget_stale_guests()
+        self.forget_stale_guests()
         self.wait_for('keystone', lambda: self.answers('keystone', '/v3'))
         # The RPC services retry a refused connection only every 30 s.
         self.wait_for('RabbitMQ', lambda: self.run(
@@ -735,18 +736,28 @@ class MiniCloud:
         log('down')
 
     def forget_stale_guests(self):
-        """A fresh cloud's compute refuses to start beside the instances of
-        a cloud whose state was wiped: libvirt still defines them."""
+        """Nova's compute refuses to start beside the instances of a cloud
+        whose state was wiped (or of another checkout's cloud): libvirt still
+        defines them under the same names. A domain is this cloud's when its
+        UUID has a folder in this cloud's instances path."""
+        instances = os.path.join(self.data, 'nova', 'instances')
+        ours = set(os.listdir(instances) if os.path.isdir(instances)
+                   else ())
         listed = subprocess.run(
-            ['virsh', '-c', 'qemu:///system', 'list', '--all', '--name'],
+            ['virsh', '-c', 'qemu:///system', 'list', '--all', '--uuid'],
             capture_output=True, text=True, check=False).stdout.split()
-        for domain in listed:
-            if domain.startswith('instance-'):
-                log('forgetting %s of an earlier mini-cloud' % domain)
-                for action in ('destroy', 'undefine'):
-                    subprocess.run(['virsh', '-c', 'qemu:///system', action,
-                                    domain], capture_output=True,
-                                   check=False)
+        for uuid in listed:
+            if uuid in ours:
+                continue
+            name = subprocess.run(
+                ['virsh', '-c', 'qemu:///system', 'domname', uuid],
+                capture_output=True, text=True, check=False).stdout.strip()
+            if not name.startswith('instance-'):
+                continue
+            log('forgetting %s (%s) of another mini-cloud' % (name, uuid))
+            for action in ('destroy', 'undefine'):
+                subprocess.run(['virsh', '-c', 'qemu:///system', action,
+                                uuid], capture_output=True, check=False)
 
     def guest_domains(self):
         if not self.pid_of('libvirtd'):

@@ -1,0 +1,188 @@
+"""The life of a capture on the agent: copy, export in order, removal.
+
+libvirt's test driver has no backup jobs, so the domain here is a stand-in
+that answers ``backupBegin`` and ``jobStats`` as QEMU's backup job does and
+writes the target files; the real job is the integration tests' part.
+"""
+
+import os
+import threading
+import time
+
+import libvirt
+import pytest
+
+from snapshot_dashboard.agent import captures as captures_mod
+
+
+class BackupDomain:
+    """A domain whose backup job copies when ``finish`` is called."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+        self.running = False
+        self.done = threading.Event()
+        self.aborted = False
+        self.xml = None
+
+    def XMLDesc(self, flags):  # noqa: N802 - libvirt's name
+        return ('<domain><devices>'
+                '<disk type="file" device="disk"><source file="/d/disk"/>'
+                '<driver type="qcow2"/><target dev="vda"/></disk>'
+                '<disk type="file" device="disk"><source file="/d/eph"/>'
+                '<driver type="qcow2"/><target dev="vdb"/></disk>'
+                '<disk type="block" device="disk"><source dev="/dev/sdx"/>'
+                '<target dev="vdc"/></disk>'
+                '</devices></domain>')
+
+    def backupBegin(self, xml, checkpoint, flags):  # noqa: N802
+        self.xml = xml
+        self.running = True
+
+    def finish(self, folder, devices):
+        for device in devices:
+            with open(os.path.join(folder, device + '.qcow2'), 'wb') as f:
+                f.write(device.encode())
+        self.running = False
+
+    def jobStats(self, flags=0):  # noqa: N802
+        if flags == libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED:
+            return {'operation': libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP,
+                    'type': 4 if self.fail else 3,
+                    'errmsg': 'No space left on device'}
+        if self.running:
+            return {'operation': libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP,
+                    'type': libvirt.VIR_DOMAIN_JOB_UNBOUNDED,
+                    'data_total': 100, 'data_processed': 40}
+        return {'type': libvirt.VIR_DOMAIN_JOB_NONE}
+
+    def abortJob(self):  # noqa: N802
+        self.aborted = True
+        self.running = False
+
+    def blockInfo(self, device):  # noqa: N802
+        return [1024, 0, 0]
+
+
+class Guest:
+    uuid = 'server-1'
+
+    def __init__(self, domain):
+        self.domain = domain
+
+    def local_drives(self, domain_xml=None):
+        return [{'device': 'vda', 'file': '/d/disk', 'format': 'qcow2',
+                 'capturable': True, 'reason': None},
+                {'device': 'vdb', 'file': '/d/eph', 'format': 'qcow2',
+                 'capturable': True, 'reason': None}]
+
+
+class Hypervisor:
+    def __init__(self, guest):
+        self._guest = guest
+
+    def guest(self, uuid):
+        return self._guest
+
+
+def wait_for(condition, timeout_s=5):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def captures(tmp_path):
+    return captures_mod.Captures(str(tmp_path), keep_s=30)
+
+
+def test_the_backup_names_every_disk_and_copies_only_the_chosen(captures):
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda'])
+    assert 'name="vda" backup="yes"' in domain.xml
+    assert 'name="vdb" backup="no"' in domain.xml
+    assert 'name="vdc" backup="no"' in domain.xml
+    assert os.path.join(capture.folder, 'vda.qcow2') in domain.xml
+    assert capture.to_dict()['state'] == 'copying'
+
+
+def test_export_uploads_in_the_order_given_then_removes_the_copies(
+        captures):
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
+    uploaded = []
+    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
+                    lambda image, path: uploaded.append(
+                        (image, open(path).read())))
+    domain.finish(capture.folder, ['vda', 'vdb'])
+    wait_for(lambda: capture.state == 'exported')
+    assert uploaded == [('image-eph', 'vdb'), ('image-root', 'vda')]
+    assert not os.path.exists(capture.folder)
+    assert capture.progress['copied_bytes'] == capture.progress[
+        'total_bytes']
+
+
+def test_a_failed_upload_skips_the_rest_and_removes_the_copies(captures):
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
+
+    def upload(image, path):
+        raise OSError('Glance said 413')
+    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
+                    upload)
+    domain.finish(capture.folder, ['vda', 'vdb'])
+    wait_for(lambda: capture.state == 'failed')
+    exports = capture.to_dict()['exports']
+    assert exports['vdb']['state'] == 'failed'
+    assert '413' in exports['vdb']['error']
+    assert exports['vda']['state'] == 'skipped'
+    assert not os.path.exists(capture.folder)
+
+
+def test_a_failed_copy_is_reported_and_removed(captures):
+    domain = BackupDomain(fail=True)
+    capture = captures.begin(Guest(domain), ['vda'])
+    domain.finish(capture.folder, ['vda'])
+    wait_for(lambda: capture.state == 'failed')
+    assert 'No space left' in capture.error
+    assert not os.path.exists(capture.folder)
+
+
+def test_a_copy_nobody_exports_is_removed_after_keep(tmp_path):
+    now = [0.0]
+    captures = captures_mod.Captures(str(tmp_path), keep_s=10,
+                                     clock=lambda: now[0])
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda'])
+    domain.finish(capture.folder, ['vda'])
+    wait_for(lambda: capture.state == 'copied')
+    assert os.path.exists(capture.folder)
+    now[0] = 11
+    wait_for(lambda: capture.state == 'deleted')
+    assert not os.path.exists(capture.folder)
+
+
+def test_delete_aborts_a_running_copy(captures):
+    domain = BackupDomain()
+    guest = Guest(domain)
+    capture = captures.begin(guest, ['vda'])
+    captures.delete(capture, Hypervisor(guest))
+    assert domain.aborted
+    assert capture.state == 'deleted'
+    assert not os.path.exists(capture.folder)
+
+
+def test_one_capture_per_server_at_a_time(captures):
+    domain = BackupDomain()
+    captures.begin(Guest(domain), ['vda'])
+    with pytest.raises(captures_mod.CaptureError) as raised:
+        captures.begin(Guest(domain), ['vdb'])
+    assert 'being captured already' in str(raised.value)
+
+
+def test_export_of_a_drive_not_copied_is_refused(captures):
+    capture = captures.begin(Guest(BackupDomain()), ['vda'])
+    with pytest.raises(captures_mod.CaptureError):
+        captures.export(capture, {'vdb': 'image'}, lambda i, p: None)
+    assert capture.exports == {}
