@@ -21,3 +21,11 @@ class SnapshotDashboardConfig(AppConfig):
     # Django's app-directories template loader and static finder look in
     # <path>/templates and <path>/static.
     path = assets_root()
+
+    def ready(self):
+        # Horizon's Instances table gets our row action; outside Horizon
+        # (the worker without the dashboards) there is nothing to patch.
+        from django.conf import settings
+        if 'openstack_dashboard.dashboards.project' in settings.INSTALLED_APPS:
+            from snapshot_dashboard.content import instances_action
+            instances_action.install()

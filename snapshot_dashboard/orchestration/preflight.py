@@ -52,6 +52,8 @@ def check_quotas(clients, plan):
         LOG.debug('Glance usage unavailable: %s', e)
     else:
         images = usage.get('image_count_total') or {}
-        checks.append(QuotaCheck('images', 1, images.get('usage', 0),
+        # The set's own image, and one per ephemeral copy.
+        needed = 1 + sum(1 for d in plan.devices if d.kind == 'ephemeral')
+        checks.append(QuotaCheck('images', needed, images.get('usage', 0),
                                  images.get('limit', UNLIMITED)))
     return checks

@@ -10,6 +10,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import io
+import json
 import logging
 import threading
 import uuid
@@ -61,16 +62,23 @@ class RunContext:
 
 
 class Rollback:
-    """Undo callables, run newest first; failures are kept, not raised."""
+    """Undo callables, run newest first; failures are kept, not raised.
 
-    def __init__(self):
+    ``on_add(description)`` hears of every undo registered: each is a
+    resource created, for a durable record of the run.
+    """
+
+    def __init__(self, on_add=None):
         self._undos = []
         self._lock = threading.Lock()
         self.failures = []
+        self.on_add = on_add
 
     def add(self, description, undo, *args):
         with self._lock:
             self._undos.append((description, undo, args))
+        if self.on_add is not None:
+            self.on_add(description)
 
     def run(self):
         while self._undos:
@@ -115,16 +123,18 @@ def plan_snapshot_set(clients, server_id, devices=None, available=None,
 def create_snapshot_set(clients, server_id, devices=None, name=None,
                         description='', consistency=windows.AUTO,
                         budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
-                        clock=windows.Clock, agents=None):
+                        clock=windows.Clock, agents=None, run_id=None):
     """Take one snapshot set of a server and return it.
 
     Returns when every drive is captured and the set's image is written;
     with ``wait`` only once the set is usable (the root image uploaded).
     ``agents`` (an AgentLocator) finds the server's compute-side agent.
+    ``run_id`` tags everything the run creates (a new id by default): a
+    durable run passes its own, so ``recovery`` can find its leftovers.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
     _report(progress, 'plan', STARTED)
-    context = RunContext(str(uuid.uuid4()), server_id, clock=clock,
+    context = RunContext(run_id or str(uuid.uuid4()), server_id, clock=clock,
                          description=description or '')
     agent = _agent_of(agents, clients, server_id)
     agent_status = agent_module.probe(agent, server_id)
@@ -143,7 +153,8 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         raise errors.QuotaExceeded(short)
     _report(progress, 'preflight', DONE, detail=window.description)
 
-    rollback = Rollback()
+    rollback = Rollback(on_add=lambda what: _report(
+        progress, 'resource', STARTED, detail=what))
     try:
         captures, window_ms = _capture(plan, window, available, rollback,
                                        budget_s, context, progress)
@@ -227,7 +238,8 @@ def _capture(plan, window, available, rollback, budget_s, context,
         window.open()
         opened = clock.now()
         context.lease_id = (getattr(window, 'lease', None) or {}).get('id')
-        _report(progress, 'open-window', DONE)
+        _report(progress, 'open-window', DONE,
+                detail=json.dumps(window.record()))
         by_device = {d.name: capture.capturer_for(available, d)[0]
                      for d in plan.devices}
         captures = _begin_all(plan, by_device, rollback)

@@ -76,6 +76,7 @@ class SnapshotSet:
     bootable: bool = False
     created_at: str | None = None
     status: str = CREATING
+    project_id: str | None = None
 
     @classmethod
     def from_image(cls, image):
@@ -94,7 +95,8 @@ class SnapshotSet:
             excluded=json.loads(image.get(package.SET_EXCLUDED) or '[]'),
             bootable=image.get(package.SET_BOOTABLE) == 'True',
             created_at=image.get('created_at'),
-            status=IMAGE_STATUSES.get(image.get('status'), ERROR))
+            status=IMAGE_STATUSES.get(image.get('status'), ERROR),
+            project_id=image.get('owner'))
 
     @property
     def snapshot_ids(self):
@@ -112,9 +114,12 @@ class SnapshotSet:
         return dataclasses.replace(self, status=AVAILABLE)
 
 
-def list_sets(clients, server_id=None):
-    """The project's sets, newest first, with two API calls in all."""
-    filters = {'image_type': 'snapshot', 'owner': clients.project_id}
+def list_sets(clients, server_id=None, all_projects=False):
+    """The project's sets (with ``all_projects``, an admin's view of every
+    project's), newest first, with two API calls in all."""
+    filters = {'image_type': 'snapshot'}
+    if not all_projects:
+        filters['owner'] = clients.project_id
     if server_id:
         filters[package.SET_SERVER] = server_id
     images = clients.glance.images.list(
@@ -123,7 +128,9 @@ def list_sets(clients, server_id=None):
     if not any(s.snapshot_ids for s in found):
         return found
     statuses = {snapshot.id: snapshot.status for snapshot in
-                clients.cinder.volume_snapshots.list(detailed=True)}
+                clients.cinder.volume_snapshots.list(
+                    detailed=True,
+                    search_opts={'all_tenants': 1} if all_projects else None)}
     return [s.with_snapshot_statuses(statuses) for s in found]
 
 

@@ -49,6 +49,10 @@ class Window:
     def close(self):
         pass
 
+    def record(self):
+        """What a process that finds this window open needs to close it."""
+        return {'kind': type(self).__name__}
+
 
 class NoWindow(Window):
     """Consistency ``none``: each drive at its own instant."""
@@ -139,6 +143,11 @@ class AgentWindow(Window):
         self.budget_s = budget_s + agent_module.WATCHDOG_MARGIN_S
         self.lease = None
         self.held = True
+
+    def record(self):
+        return {'kind': type(self).__name__, 'agent': self.agent.url,
+                'lease': (self.lease or {}).get('id'),
+                'release': self.release}
 
     def open(self):
         try:

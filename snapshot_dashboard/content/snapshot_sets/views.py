@@ -1,0 +1,128 @@
+from django.urls import reverse
+from django.urls import reverse_lazy
+from django.utils.translation import gettext_lazy as _
+from django.views import generic
+from horizon import exceptions
+from horizon import forms
+from horizon import tables
+from horizon import workflows
+from openstack_dashboard import api as dashboard_api
+
+from snapshot_dashboard import models
+from snapshot_dashboard.api import snapshots as api
+from snapshot_dashboard.content.snapshot_sets import forms as set_forms
+from snapshot_dashboard.content.snapshot_sets import rows
+from snapshot_dashboard.content.snapshot_sets import tables as set_tables
+from snapshot_dashboard.content.snapshot_sets import workflows as set_flows
+
+INDEX_URL = 'horizon:project:snapshot_sets:index'
+
+
+class IndexView(tables.DataTableView):
+    """The project's sets and the runs making them: three API calls (Glance
+    images, Cinder snapshots, Nova servers) however many sets there are."""
+
+    table_class = set_tables.SnapshotSetsTable
+    page_title = _("Snapshot Sets")
+
+    def get_data(self):
+        try:
+            snapshot_sets = api.list_sets(self.request)
+            names = api.server_names(self.request)
+        except Exception:
+            exceptions.handle(self.request,
+                              _('Unable to retrieve snapshot sets.'))
+            return []
+        return rows.rows(snapshot_sets, api.list_runs(self.request), names)
+
+
+class DetailView(tables.DataTableView):
+    table_class = set_tables.DrivesTable
+    template_name = 'snapshot_dashboard/snapshot_sets/detail.html'
+    page_title = _("Snapshot Set: {{ snapshot_set.name }}")
+
+    def _set(self):
+        if not hasattr(self, '_snapshot_set'):
+            try:
+                self._snapshot_set = api.get_set(self.request,
+                                                 self.kwargs['set_id'])
+            except Exception:
+                exceptions.handle(self.request,
+                                  _('Unable to retrieve the snapshot set.'),
+                                  redirect=reverse(INDEX_URL))
+        return self._snapshot_set
+
+    def get_data(self):
+        return self._set().drives
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context['snapshot_set'] = self._set()
+        context['url'] = reverse(INDEX_URL)
+        return context
+
+
+class RunDetailView(generic.TemplateView):
+    template_name = 'snapshot_dashboard/snapshot_sets/run.html'
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        try:
+            context['run'] = api.get_run(self.request, kwargs['run_id'])
+        except (models.SnapshotRun.DoesNotExist, ValueError):
+            exceptions.handle(self.request, _('No such snapshot run.'),
+                              redirect=reverse(INDEX_URL))
+        context['page_title'] = _('Snapshot run of %s') % (
+            context['run'].server_name or context['run'].server_id)
+        context['url'] = reverse(INDEX_URL)
+        return context
+
+
+class CreateView(workflows.WorkflowView):
+    workflow_class = set_flows.CreateSnapshotSet
+
+    def get_initial(self):
+        instance_id = self.kwargs['instance_id']
+        try:
+            preflight = api.preflight(self.request, instance_id)
+        except Exception:
+            exceptions.handle(self.request,
+                              _('Unable to read the instance and its '
+                                'drives.'),
+                              redirect=reverse(
+                                  'horizon:project:instances:index'))
+        return {'instance_id': instance_id, 'preflight': preflight}
+
+
+class LaunchView(forms.ModalFormView):
+    form_class = set_forms.LaunchForm
+    template_name = 'snapshot_dashboard/snapshot_sets/launch.html'
+    modal_id = 'launch_from_set_modal'
+    modal_header = _("Launch Instance from Snapshot Set")
+    submit_label = _("Launch")
+    submit_url = 'horizon:project:snapshot_sets:launch'
+    success_url = reverse_lazy('horizon:project:instances:index')
+    page_title = _("Launch Instance")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context['submit_url'] = reverse(self.submit_url,
+                                        args=[self.kwargs['set_id']])
+        return context
+
+    def get_initial(self):
+        set_id = self.kwargs['set_id']
+        try:
+            snapshot_set = api.get_set(self.request, set_id)
+            flavors = dashboard_api.nova.flavor_list(self.request)
+        except Exception:
+            exceptions.handle(self.request,
+                              _('Unable to prepare the launch.'),
+                              redirect=reverse(INDEX_URL))
+        try:
+            networks = dashboard_api.neutron.network_list_for_tenant(
+                self.request, self.request.user.project_id)
+        except Exception:
+            networks = []  # a cloud without Neutron: boot with no network
+        return {'set_id': set_id, 'name': '%s-copy' % snapshot_set.name,
+                'flavors': flavors, 'networks': networks}

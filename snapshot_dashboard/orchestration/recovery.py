@@ -1,0 +1,81 @@
+"""Recovering a run whose process died: close its window, remove what it
+made.
+
+A run tags every volume snapshot and image it creates with its run id
+(``snapshot_set_run``), and records the window it opened (``Window.record``).
+That is all another process needs: nothing is left frozen, paused or
+orphaned, even when the first process vanished mid-run.
+"""
+
+import logging
+
+from cinderclient import exceptions as cinder_exceptions
+from novaclient import exceptions as nova_exceptions
+
+from snapshot_dashboard.orchestration import agent as agent_module
+from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import window as windows
+
+LOG = logging.getLogger(__name__)
+
+
+def close_window(clients, server_id, record, clock=windows.Clock):
+    """Close a window a dead run left open; returns what was done.
+
+    An agent's lease is released with the same call the run would have
+    made (its watchdog would end it anyway); a Nova pause is undone once
+    Nova lets it (a running createImage first).
+    """
+    kind = (record or {}).get('kind')
+    if kind in ('AgentFreezeWindow', 'AgentPauseWindow') and record.get(
+            'lease'):
+        agent = agent_module.AgentClient(clients.session, record['agent'])
+        try:
+            lease = getattr(agent, record['release'])(server_id,
+                                                      record['lease'])
+        except Exception as e:
+            LOG.warning('Could not %s %s through the agent (its watchdog '
+                        'will): %s', record['release'], server_id, e)
+            return 'left to the agent watchdog: %s' % e
+        return '%s (lease ended by %s)' % (record['release'],
+                                           lease.get('released_by'))
+    if kind == 'NovaPauseWindow':
+        try:
+            server = clients.nova.servers.get(server_id)
+        except nova_exceptions.NotFound:
+            return 'server gone'
+        if server.status != 'PAUSED':
+            return 'not paused'
+        window = windows.NovaPauseWindow(clients.nova, server_id, clock=clock)
+        window.pause_requested = True
+        window.close()
+        return 'unpaused'
+    return 'nothing held'
+
+
+def remove_leftovers(clients, run_id):
+    """Delete every volume snapshot and image tagged with ``run_id``.
+    Returns what was deleted and what could not be."""
+    deleted, failures = [], []
+    snapshots = clients.cinder.volume_snapshots.list(
+        detailed=True, search_opts={'metadata': {capture.RUN_KEY: run_id}})
+    for snapshot in snapshots:
+        if (snapshot.metadata or {}).get(capture.RUN_KEY) != run_id:
+            continue  # a Cinder without the metadata filter lists all
+        try:
+            capture.delete_volume_snapshot(clients.cinder, snapshot.id,
+                                           windows.Clock)
+            deleted.append('volume snapshot %s' % snapshot.id)
+        except cinder_exceptions.ClientException as e:
+            failures.append('volume snapshot %s: %s' % (snapshot.id, e))
+    images = clients.glance.images.list(filters={package.SET_RUN: run_id})
+    for image in images:
+        if image.get(package.SET_RUN) != run_id:
+            continue
+        try:
+            capture.delete_image(clients.glance, image['id'])
+            deleted.append('image %s' % image['id'])
+        except Exception as e:
+            failures.append('image %s: %s' % (image['id'], e))
+    return deleted, failures

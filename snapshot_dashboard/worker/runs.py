@@ -1,0 +1,240 @@
+"""The worker's part of a run: claim it, execute it, record it, recover it.
+
+Claiming is a compare-and-set UPDATE (``state=queued`` -> ``running``), so
+two workers never take the same run on any database; on MySQL/MariaDB and
+PostgreSQL the candidates are also read ``FOR UPDATE SKIP LOCKED`` so
+workers do not even contend. A running run carries a heartbeat; one whose
+heartbeat stopped (its worker was killed) is claimed by another worker,
+which closes the window it left open, removes everything it made (the
+resources carry the run's id) and queues it again, or fails it after
+``MAX_ATTEMPTS``.
+"""
+
+import datetime
+import json
+import logging
+import threading
+
+from django.db import connection
+from django.db import transaction
+from django.utils import timezone
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneclient.v3 import client as keystone_client
+
+from snapshot_dashboard import models
+from snapshot_dashboard.orchestration import clients as clients_module
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import recovery
+from snapshot_dashboard.orchestration import run as orchestration
+
+LOG = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2
+HEARTBEAT_S = 5
+STALE_S = 30
+
+
+def _candidates(queryset):
+    if connection.features.has_select_for_update_skip_locked:
+        return queryset.select_for_update(skip_locked=True)
+    return queryset
+
+
+def claim(worker, queryset, **changes):
+    """Take one run of ``queryset`` for ``worker``; None if none is free."""
+    with transaction.atomic():
+        for run in _candidates(queryset.order_by('created_at'))[:10]:
+            taken = models.SnapshotRun.objects.filter(
+                pk=run.pk, state=run.state, worker=run.worker,
+                heartbeat_at=run.heartbeat_at).update(
+                    worker=worker, heartbeat_at=timezone.now(), **changes)
+            if taken:
+                return models.SnapshotRun.objects.get(pk=run.pk)
+    return None
+
+
+def claim_queued(worker):
+    now = timezone.now()
+    return claim(worker, models.SnapshotRun.objects.filter(
+        state=models.QUEUED), state=models.RUNNING, started_at=now)
+
+
+def claim_stale(worker, stale_s=STALE_S):
+    limit = timezone.now() - datetime.timedelta(seconds=stale_s)
+    return claim(worker, models.SnapshotRun.objects.filter(
+        state=models.RUNNING, heartbeat_at__lt=limit))
+
+
+class Recorder:
+    """The orchestration's progress callback, written to the run's row."""
+
+    FIELDS = ['step', 'drives', 'events', 'resources', 'window']
+
+    def __init__(self, run):
+        self.run = run
+        self.lock = threading.Lock()
+
+    def __call__(self, event):
+        run = self.run
+        with self.lock:
+            run.events.append({'at': timezone.now().isoformat(),
+                               'step': event.step, 'state': event.state,
+                               'device': event.device,
+                               'detail': event.detail})
+            if event.step == 'resource':
+                run.resources.append(event.detail)
+            else:
+                run.step = event.step
+            if event.step == 'plan' and event.state == 'done':
+                run.drives = {d: models.QUEUED for d in
+                              (event.detail or '').split(', ') if d}
+            if event.step == 'capture' and event.device:
+                run.drives[event.device] = (
+                    'capturing' if event.state == 'started' else 'captured')
+            if event.step == 'open-window' and event.state == 'done':
+                run.window = _json(event.detail)
+            if event.step == 'close-window' and event.state == 'done':
+                run.window = None
+            models.SnapshotRun.objects.filter(pk=run.pk).update(
+                **{f: getattr(run, f) for f in self.FIELDS})
+
+
+def _json(text):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+class Heartbeat:
+    """Beats while a run executes; stops beating if the process dies."""
+
+    def __init__(self, run, worker, interval_s=HEARTBEAT_S):
+        self.run = run
+        self.worker = worker
+        self.interval_s = interval_s
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True,
+                                       name='heartbeat-%s' % run.pk)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self):
+        try:
+            while not self.stopped.wait(self.interval_s):
+                models.SnapshotRun.objects.filter(
+                    pk=self.run.pk, worker=self.worker).update(
+                        heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+class Executor:
+    """Runs claimed runs through the orchestration, with the trust."""
+
+    def __init__(self, worker, trust_session, service_session, agents=None,
+                 heartbeat_s=HEARTBEAT_S):
+        self.worker = worker
+        self.trust_session = trust_session  # trust id -> session
+        self.service_session = service_session
+        self.agents = agents
+        self.heartbeat_s = heartbeat_s
+
+    def clients(self, run):
+        return clients_module.Clients(self.trust_session(run.trust_id))
+
+    def execute(self, run):
+        LOG.info('Run %s: %s of server %s', run.pk, run.devices or 'all',
+                 run.server_id)
+        recorder = Recorder(run)
+        try:
+            with Heartbeat(run, self.worker, self.heartbeat_s):
+                snapshot_set = orchestration.create_snapshot_set(
+                    self.clients(run), run.server_id, devices=run.devices,
+                    name=run.name or None, description=run.description,
+                    consistency=run.consistency, wait=True,
+                    progress=recorder, agents=self.agents,
+                    run_id=str(run.pk))
+        except errors.SnapshotSetError as e:
+            self._end(run, models.FAILED, error=str(e),
+                      cleanup=_rollback_text(e))
+        except ks_exceptions.Unauthorized:
+            self._end(run, models.FAILED, error=(
+                'The permission you gave for this snapshot set has expired '
+                'or was revoked; take it again.'))
+        except Exception as e:
+            LOG.exception('Run %s failed', run.pk)
+            self._end(run, models.FAILED, error=(
+                'The snapshot set could not be taken: %s. Nothing was kept.'
+                % e), cleanup=_rollback_text(e))
+        else:
+            self._end(run, models.SUCCEEDED, set_id=snapshot_set.id,
+                      achieved_consistency=snapshot_set.consistency,
+                      window_ms=snapshot_set.window_ms,
+                      drives={d.name: 'captured'
+                              for d in snapshot_set.drives})
+        return run
+
+    def recover(self, run):
+        """Close what a dead worker left open, remove what it made; queue
+        the run again, or fail it after MAX_ATTEMPTS."""
+        LOG.warning('Run %s lost its worker; recovering it', run.pk)
+        try:
+            user_clients = self.clients(run)
+            closed = recovery.close_window(user_clients, run.server_id,
+                                           run.window)
+            deleted, failures = recovery.remove_leftovers(user_clients,
+                                                          str(run.pk))
+        except Exception as e:
+            LOG.exception('Recovering run %s failed', run.pk)
+            self._end(run, models.FAILED, error=(
+                'The snapshot set was interrupted and could not be cleaned '
+                'up automatically: %s' % e))
+            return run
+        cleanup = 'window: %s; deleted: %s%s' % (
+            closed, ', '.join(deleted) or 'nothing',
+            '; could not delete: %s' % ', '.join(failures)
+            if failures else '')
+        if run.attempts + 1 < MAX_ATTEMPTS and not failures:
+            models.SnapshotRun.objects.filter(pk=run.pk,
+                                              worker=self.worker).update(
+                state=models.QUEUED, worker='', heartbeat_at=None,
+                attempts=run.attempts + 1, window=None, step='',
+                cleanup=cleanup, resources=[])
+            run.refresh_from_db()
+            return run
+        self._end(run, models.FAILED, cleanup=cleanup, error=(
+            'The snapshot set was interrupted (its worker stopped) and '
+            'nothing was kept.'))
+        return run
+
+    def _end(self, run, state, **fields):
+        self._delete_trust(run)
+        fields.update(state=state, finished_at=timezone.now(), window=None,
+                      trust_id='')
+        models.SnapshotRun.objects.filter(pk=run.pk).update(**fields)
+        run.refresh_from_db()
+        LOG.info('Run %s %s%s', run.pk, state,
+                 ': %s' % run.error if run.error else '')
+
+    def _delete_trust(self, run):
+        if not run.trust_id:
+            return
+        try:
+            keystone_client.Client(session=self.service_session()).trusts\
+                .delete(run.trust_id)
+        except Exception as e:
+            LOG.warning('Could not delete trust of run %s: %s', run.pk, e)
+
+
+def _rollback_text(error):
+    failures = getattr(error, 'rollback_failures', None)
+    if failures:
+        return 'could not undo: %s' % '; '.join(failures)
+    return ''

@@ -1,0 +1,246 @@
+"""Project > Compute > Snapshot Sets, the workflow and the launch form,
+with the API layer mocked the way Horizon's own tests do."""
+
+from django.urls import reverse
+from openstack_dashboard.test import helpers as horizon_helpers
+
+from snapshot_dashboard import models
+from snapshot_dashboard.api import snapshots as api
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import preflight
+from tests.dashboard import helpers
+
+INDEX_URL = reverse('horizon:project:snapshot_sets:index')
+
+
+def create_url(server_id):
+    return reverse('horizon:project:snapshot_sets:create', args=[server_id])
+
+
+class SnapshotSetsIndexTests(helpers.TestCase):
+    def add_run(self, **fields):
+        values = {'project_id': self.tenant.id, 'user_id': self.user.id,
+                  'server_id': self.servers.first().id,
+                  'server_name': 'server_1', 'consistency': 'auto'}
+        values.update(fields)
+        return models.SnapshotRun.objects.create(**values)
+
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    def test_index_lists_sets_and_runs_in_progress(self):
+        server = self.servers.first()
+        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_server_names.return_value = {server.id: server.name}
+        running = self.add_run(state=models.RUNNING, step='capture',
+                               drives={'/dev/vdb': 'captured',
+                                       '/dev/vdc': 'capturing'})
+        failed = self.add_run(
+            state=models.FAILED, error='Not enough quota: images.')
+        self.add_run(project_id='another-project', state=models.FAILED,
+                     error='not ours')
+
+        res = self.client.get(INDEX_URL)
+
+        self.assertTemplateUsed(res, 'horizon/common/_data_table_view.html')
+        rows = res.context['snapshot_sets_table'].data
+        self.assertEqual(
+            sorted(['run-%s' % running.id, 'run-%s' % failed.id,
+                    'set-image-backed', 'set-data-only']),
+            sorted(row.id for row in rows))
+        self.assertContains(res, 'web before upgrade')
+        self.assertContains(res, 'Application-consistent')
+        self.assertContains(res, 'Capturing (/dev/vdb captured, '
+                                 '/dev/vdc capturing)')
+        self.assertContains(res, 'Failed: Not enough quota: images.')
+        self.assertNotContains(res, 'not ours')
+        self.mock_list_sets.assert_called_once_with(
+            horizon_helpers.IsHttpRequest())
+
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    def test_the_panel_makes_the_same_calls_for_any_number_of_sets(self):
+        self.mock_server_names.return_value = {}
+        self.mock_list_sets.return_value = self.snapshot_sets.list() * 25
+        res = self.client.get(INDEX_URL)
+        self.assertEqual(50, len(res.context['snapshot_sets_table'].data))
+        self.assertEqual(1, self.mock_list_sets.call_count)
+        self.assertEqual(1, self.mock_server_names.call_count)
+
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    def test_row_actions_launch_only_bootable_available_sets(self):
+        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_server_names.return_value = {}
+        res = self.client.get(INDEX_URL)
+        self.getAndAssertTableRowAction(res, 'snapshot_sets', 'launch',
+                                        'set-image-backed')
+        table = res.context['snapshot_sets_table']
+        data_only = [r for r in table.data if r.id == 'set-data-only'][0]
+        self.assertNotIn('launch', [a.name for a in
+                                    table.get_row_actions(data_only)])
+
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names',
+                                         'delete_set']})
+    def test_delete_sets_in_a_batch(self):
+        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_server_names.return_value = {}
+        res = self.client.post(INDEX_URL, {
+            'action': 'snapshot_sets__delete',
+            'object_ids': ['set-image-backed', 'set-data-only']})
+        self.assertRedirectsNoFollow(res, INDEX_URL)
+        self.assertEqual(
+            {'set-image-backed', 'set-data-only'},
+            {c.args[1] for c in self.mock_delete_set.call_args_list})
+
+    @horizon_helpers.create_mocks({api: ['get_set']})
+    def test_detail_shows_every_drive(self):
+        snapshot_set = self.snapshot_sets.first()
+        self.mock_get_set.return_value = snapshot_set
+        res = self.client.get(reverse('horizon:project:snapshot_sets:detail',
+                                      args=[snapshot_set.id]))
+        self.assertEqual(['/dev/vda', '/dev/vdb', '/dev/vdc'],
+                         [d.name for d in res.context['drives_table'].data])
+        self.assertContains(res, 'snap-1')
+        self.assertContains(res, 'image-eph')
+        self.assertContains(res, '342 ms')
+
+    def test_a_failed_run_says_why(self):
+        run = self.add_run(state=models.FAILED,
+                           error='Server web is busy (image_uploading).',
+                           cleanup='deleted: volume snapshot snap-9')
+        res = self.client.get(reverse('horizon:project:snapshot_sets:run',
+                                      args=[run.id]))
+        self.assertContains(res, 'Server web is busy (image_uploading).')
+        self.assertContains(res, 'deleted: volume snapshot snap-9')
+
+    def test_another_projects_run_is_not_shown(self):
+        run = self.add_run(project_id='another-project')
+        res = self.client.get(reverse('horizon:project:snapshot_sets:run',
+                                      args=[run.id]))
+        self.assertRedirectsNoFollow(res, INDEX_URL)
+
+
+class CreateWorkflowTests(helpers.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.server = self.servers.first()
+
+    def post(self, devices, consistency='auto', name='before upgrade'):
+        return self.client.post(create_url(self.server.id), {
+            'instance_id': self.server.id, 'devices': devices,
+            'name': name, 'consistency': consistency, 'description': ''})
+
+    @horizon_helpers.create_mocks({api: ['preflight']})
+    def test_one_ticked_checkbox_per_drive_and_the_preflight_box(self):
+        self.mock_preflight.return_value = self.preflights.first()
+        res = self.client.get(create_url(self.server.id))
+        self.assertTemplateUsed(res, 'horizon/common/_workflow.html')
+        workflow = res.context['workflow']
+        drives = workflow.steps[0].action
+        self.assertEqual(['/dev/vda', '/dev/vdb', '/dev/vdc'],
+                         [value for value, _ in
+                          drives.fields['devices'].choices])
+        self.assertEqual(['/dev/vda', '/dev/vdb', '/dev/vdc'],
+                         drives.fields['devices'].initial)
+        self.assertContains(res, '/dev/vdc - volume - data - 2 GB')
+        self.assertContains(res, 'Guest agent answering')
+        self.assertContains(res, 'Volume snapshots: 1 needed, 3 in use')
+        self.assertContains(res, 'type="checkbox"', count=3)
+
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
+                                         'create_trust']})
+    def test_submit_enqueues_a_run_of_the_ticked_drives_with_a_trust(self):
+        self.mock_preflight.return_value = self.preflights.first()
+        self.mock_check_selection.return_value = []
+        self.mock_create_trust.return_value = type('Trust', (),
+                                                   {'id': 'trust-1'})
+        res = self.post(['/dev/vda', '/dev/vdc'], consistency='application')
+        self.assertNoFormErrors(res)
+        self.assertRedirectsNoFollow(res, INDEX_URL)
+        run = models.SnapshotRun.objects.get()
+        self.assertEqual(
+            (run.server_id, run.devices, run.consistency, run.name,
+             run.trust_id, run.state, run.project_id),
+            (self.server.id, ['/dev/vda', '/dev/vdc'], 'application',
+             'before upgrade', 'trust-1', models.QUEUED, self.tenant.id))
+        self.mock_check_selection.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), self.server.id,
+            ['/dev/vda', '/dev/vdc'])
+
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
+                                         'create_trust']})
+    def test_not_enough_quota_is_refused_and_nothing_queued(self):
+        self.mock_preflight.return_value = self.preflights.first()
+        self.mock_check_selection.return_value = [
+            preflight.QuotaCheck('volume snapshots', 1, 10, 10)]
+        res = self.post(['/dev/vdc'])
+        self.assertContains(res, 'Not enough quota for these drives')
+        self.assertEqual(0, models.SnapshotRun.objects.count())
+        self.mock_create_trust.assert_not_called()
+
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
+                                         'create_trust']})
+    def test_an_unknown_drive_is_refused_and_nothing_queued(self):
+        self.mock_preflight.return_value = self.preflights.first()
+        res = self.post(['/dev/vdz'])
+        self.assertFormErrors(res, 1)
+        self.assertEqual(0, models.SnapshotRun.objects.count())
+        self.mock_check_selection.assert_not_called()
+        self.mock_create_trust.assert_not_called()
+
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
+                                         'create_trust']})
+    def test_a_consistency_the_server_cannot_have_is_refused(self):
+        refused = dict(self.preflights.first(), refused={
+            'application': 'Application consistency is not possible for '
+                           'server server_1: its guest agent does not '
+                           'answer.'})
+        self.mock_preflight.return_value = refused
+        self.mock_check_selection.return_value = []
+        res = self.post(['/dev/vda'], consistency='application')
+        self.assertContains(res, 'its guest agent does not answer')
+        self.assertEqual(0, models.SnapshotRun.objects.count())
+        self.mock_create_trust.assert_not_called()
+
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
+                                         'create_trust']})
+    def test_another_projects_server_is_refused(self):
+        self.mock_preflight.return_value = self.preflights.first()
+        self.mock_check_selection.side_effect = errors.ServerNotFound(
+            self.server.id)
+        res = self.post(['/dev/vda'])
+        self.assertContains(res, 'No server %s in your project.'
+                            % self.server.id)
+        self.assertEqual(0, models.SnapshotRun.objects.count())
+        self.mock_create_trust.assert_not_called()
+
+
+class LaunchTests(helpers.TestCase):
+    @horizon_helpers.create_mocks({
+        api: ['get_set', 'launch_from_set'],
+        horizon_helpers.api.nova: ['flavor_list'],
+        horizon_helpers.api.neutron: ['network_list_for_tenant']})
+    def test_launch_boots_from_the_set(self):
+        snapshot_set = self.snapshot_sets.first()
+        flavor = self.flavors.first()
+        self.mock_get_set.return_value = snapshot_set
+        self.mock_flavor_list.return_value = self.flavors.list()
+        self.mock_network_list_for_tenant.return_value = []
+        url = reverse('horizon:project:snapshot_sets:launch',
+                      args=[snapshot_set.id])
+        res = self.client.post(url, {'set_id': snapshot_set.id,
+                                     'name': 'restored', 'flavor': flavor.id})
+        self.assertNoFormErrors(res)
+        self.mock_launch_from_set.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), snapshot_set.id, 'restored',
+            flavor.id, None)
+
+
+class AdminSnapshotSetsTests(helpers.BaseAdminViewTests):
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    def test_admin_lists_every_projects_sets(self):
+        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_server_names.return_value = {}
+        res = self.client.get(reverse('horizon:admin:snapshot_sets:index'))
+        self.assertEqual(2, len(res.context['admin_snapshot_sets_table']
+                                .data))
+        self.mock_list_sets.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), all_projects=True)
+        self.assertContains(res, self.tenant.id)
