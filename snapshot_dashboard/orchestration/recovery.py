@@ -79,3 +79,18 @@ def remove_leftovers(clients, run_id):
         except Exception as e:
             failures.append('image %s: %s' % (image['id'], e))
     return deleted, failures
+
+
+def remove_copies(clients, server_id, agent_url, capture_ids):
+    """Have the agent drop copies a dead run left (it would after
+    ``capture_keep`` anyway); returns what was asked."""
+    agent = agent_module.AgentClient(clients.session, agent_url)
+    removed = []
+    for capture_id in capture_ids:
+        try:
+            agent.delete_capture(server_id, capture_id)
+            removed.append('copy %s' % capture_id)
+        except Exception as e:
+            LOG.warning('Could not remove copy %s of %s: %s', capture_id,
+                        server_id, e)
+    return removed

@@ -44,19 +44,31 @@ def claim(worker, queryset, **changes):
     """Take one run of ``queryset`` for ``worker``; None if none is free."""
     with transaction.atomic():
         for run in _candidates(queryset.order_by('created_at'))[:10]:
-            taken = models.SnapshotRun.objects.filter(
-                pk=run.pk, state=run.state, worker=run.worker,
-                heartbeat_at=run.heartbeat_at).update(
-                    worker=worker, heartbeat_at=timezone.now(), **changes)
-            if taken:
-                return models.SnapshotRun.objects.get(pk=run.pk)
+            taken = take(worker, run, **changes)
+            if taken is not None:
+                return taken
+    return None
+
+
+def take(worker, run, **changes):
+    """Compare and set: ``run`` as it was read becomes ``worker``'s, unless
+    another worker changed it since."""
+    if models.SnapshotRun.objects.filter(
+            pk=run.pk, state=run.state, worker=run.worker,
+            heartbeat_at=run.heartbeat_at).update(
+                worker=worker, heartbeat_at=timezone.now(), **changes):
+        return models.SnapshotRun.objects.get(pk=run.pk)
     return None
 
 
 def claim_queued(worker):
-    now = timezone.now()
+    """The oldest queued run of a server no other run is working on (the
+    agent would refuse a second hold of the same guest anyway)."""
+    busy = models.SnapshotRun.objects.filter(
+        state=models.RUNNING).values('server_id')
     return claim(worker, models.SnapshotRun.objects.filter(
-        state=models.QUEUED), state=models.RUNNING, started_at=now)
+        state=models.QUEUED).exclude(server_id__in=busy),
+        state=models.RUNNING, started_at=timezone.now())
 
 
 def claim_stale(worker, stale_s=STALE_S):
@@ -191,6 +203,11 @@ class Executor:
                                            run.window)
             deleted, failures = recovery.remove_leftovers(user_clients,
                                                           str(run.pk))
+            copies = [r.split()[-1] for r in run.resources
+                      if r.startswith('remove capture ')]
+            if copies and (run.window or {}).get('agent'):
+                deleted += recovery.remove_copies(
+                    user_clients, run.server_id, run.window['agent'], copies)
         except Exception as e:
             LOG.exception('Recovering run %s failed', run.pk)
             self._end(run, models.FAILED, error=(

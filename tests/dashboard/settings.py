@@ -43,3 +43,12 @@ SNAPSHOT_DASHBOARD_SERVICE_AUTH = {
     'auth_url': 'http://keystone.test/v3', 'username': 'snapshot-dashboard',
     'password': 'not-used-by-unit-tests', 'project_name': 'service',
     'user_domain_name': 'Default', 'project_domain_name': 'Default'}
+
+# The integration tests share a file database with the worker processes
+# they start (tests/integration/worker_settings.py); unit tests never open
+# it.
+DATABASES['worker'] = {
+    'ENGINE': 'django.db.backends.sqlite3',
+    'NAME': os.path.join(ROOT, '.state', 'test-worker.sqlite3'),
+    'TEST': {'NAME': os.path.join(ROOT, '.state', 'test-worker.sqlite3')},
+}

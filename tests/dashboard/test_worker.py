@@ -1,0 +1,81 @@
+"""Claiming runs and recording them, on the test database."""
+
+import datetime
+
+from django.test import TestCase
+from django.utils import timezone
+
+from snapshot_dashboard import models
+from snapshot_dashboard.orchestration import run as orchestration
+from snapshot_dashboard.worker import runs
+
+
+def queued(server_id='server-1', **fields):
+    return models.SnapshotRun.objects.create(
+        project_id='p', user_id='u', server_id=server_id,
+        consistency='auto', **fields)
+
+
+class ClaimTests(TestCase):
+    def test_a_run_is_claimed_once(self):
+        run = queued()
+        first = runs.claim_queued('worker-a')
+        second = runs.claim_queued('worker-b')
+        self.assertEqual(run.pk, first.pk)
+        self.assertIsNone(second)
+        first.refresh_from_db()
+        self.assertEqual((first.state, first.worker),
+                         (models.RUNNING, 'worker-a'))
+
+    def test_a_claim_that_lost_the_race_changes_nothing(self):
+        run = queued()
+        read_by_b = models.SnapshotRun.objects.get(pk=run.pk)
+        runs.claim_queued('worker-a')
+        # worker-b read the row as queued before worker-a's update landed.
+        self.assertIsNone(runs.take('worker-b', read_by_b,
+                                    state=models.RUNNING))
+        run.refresh_from_db()
+        self.assertEqual(run.worker, 'worker-a')
+
+    def test_one_run_per_server_at_a_time(self):
+        queued()
+        second = queued()
+        other = queued(server_id='server-2')
+        runs.claim_queued('worker-a')
+        self.assertEqual(other.pk, runs.claim_queued('worker-b').pk)
+        self.assertIsNone(runs.claim_queued('worker-c'))
+        second.refresh_from_db()
+        self.assertEqual(second.state, models.QUEUED)
+
+    def test_only_a_run_whose_heartbeat_stopped_is_recovered(self):
+        run = queued()
+        runs.claim_queued('worker-a')
+        self.assertIsNone(runs.claim_stale('worker-b', stale_s=30))
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        taken = runs.claim_stale('worker-b', stale_s=30)
+        self.assertEqual((taken.pk, taken.worker, taken.state),
+                         (run.pk, 'worker-b', models.RUNNING))
+
+
+class RecorderTests(TestCase):
+    def test_every_step_drive_resource_and_window_is_recorded(self):
+        run = queued()
+        record = runs.Recorder(run)
+        event = orchestration.Event
+        record(event('plan', 'done', detail='/dev/vda, /dev/vdb'))
+        record(event('open-window', 'done',
+                     detail='{"kind": "AgentFreezeWindow", "lease": "l1"}'))
+        record(event('resource', 'started',
+                     detail='delete volume snapshot s1'))
+        record(event('capture', 'started', device='/dev/vdb'))
+        run.refresh_from_db()
+        self.assertEqual(run.drives, {'/dev/vda': 'queued',
+                                      '/dev/vdb': 'capturing'})
+        self.assertEqual(run.window['lease'], 'l1')
+        self.assertEqual(run.resources, ['delete volume snapshot s1'])
+        self.assertEqual(run.step, 'capture')
+        record(event('close-window', 'done', detail='300 ms'))
+        run.refresh_from_db()
+        self.assertIsNone(run.window)
+        self.assertEqual(5, len(run.events))
