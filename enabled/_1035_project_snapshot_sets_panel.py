@@ -1,7 +1,6 @@
-# Project > Compute > Snapshot Sets, and "Create Consistent Snapshot" in the
-# Instances row actions.
+# Project > Compute > Snapshot Sets. ("Create Consistent Snapshot" in the
+# Instances row actions comes with the app, _1030_snapshot_dashboard.)
 PANEL = 'snapshot_sets'
 PANEL_DASHBOARD = 'project'
 PANEL_GROUP = 'compute'
 ADD_PANEL = ('snapshot_dashboard.content.snapshot_sets.panel.SnapshotSets')
-ADD_INSTALLED_APPS = ['snapshot_dashboard']

@@ -4,4 +4,3 @@ PANEL_DASHBOARD = 'admin'
 PANEL_GROUP = 'compute'
 ADD_PANEL = ('snapshot_dashboard.content.admin_snapshot_sets.panel.'
              'AdminSnapshotSets')
-ADD_INSTALLED_APPS = ['snapshot_dashboard']

@@ -31,6 +31,9 @@ IMAGE_STATUSES = {
     'importing': CREATING,
     'pending_delete': DELETING,
 }
+# Glance's largest page (api_limit_max): one call lists up to this many.
+LIST_PAGE_SIZE = 1000
+
 SNAPSHOT_STATUSES = {
     'available': AVAILABLE,
     'creating': CREATING,
@@ -123,7 +126,8 @@ def list_sets(clients, server_id=None, all_projects=False):
     if server_id:
         filters[package.SET_SERVER] = server_id
     images = clients.glance.images.list(
-        filters=filters, sort_key='created_at', sort_dir='desc')
+        filters=filters, sort_key='created_at', sort_dir='desc',
+        page_size=LIST_PAGE_SIZE)
     found = [s for s in map(SnapshotSet.from_image, images) if s]
     if not any(s.snapshot_ids for s in found):
         return found

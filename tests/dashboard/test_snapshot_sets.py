@@ -6,6 +6,7 @@ from openstack_dashboard.test import helpers as horizon_helpers
 
 from snapshot_dashboard import models
 from snapshot_dashboard.api import snapshots as api
+from snapshot_dashboard.content.snapshot_sets import rows
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import preflight
 from tests.dashboard import helpers
@@ -244,3 +245,20 @@ class AdminSnapshotSetsTests(helpers.BaseAdminViewTests):
         self.mock_list_sets.assert_called_once_with(
             horizon_helpers.IsHttpRequest(), all_projects=True)
         self.assertContains(res, self.tenant.id)
+
+
+class RowsTests(helpers.TestCase):
+    def test_a_run_whose_set_is_listed_shows_once_as_the_set(self):
+        run = models.SnapshotRun.objects.create(
+            project_id=self.tenant.id, user_id=self.user.id,
+            server_id='server-1', consistency='auto',
+            state=models.RUNNING, step='upload')
+        other = models.SnapshotRun.objects.create(
+            project_id=self.tenant.id, user_id=self.user.id,
+            server_id='server-1', consistency='auto', state=models.QUEUED)
+        listed = self.snapshot_sets.first()
+        listed.run_id = str(run.id)
+        shown = rows.rows([listed], [run, other], {'server-1': 'web'})
+        self.assertEqual(['run-%s' % other.id, listed.id],
+                         [row.id for row in shown])
+        self.assertEqual('web (being taken)', str(shown[0].name))

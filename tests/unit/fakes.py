@@ -371,7 +371,8 @@ class _Images:
         self._get(image_id)
         del self.cloud.images[image_id]
 
-    def list(self, filters=None, sort_key=None, sort_dir=None):
+    def list(self, filters=None, sort_key=None, sort_dir=None,
+             page_size=None):
         found = [Resource(image) for image in self.cloud.images.values()
                  if all(image.get(k) == v for k, v in (filters or {}).items())]
         found.sort(key=lambda i: i['created_at'], reverse=sort_dir == 'desc')

@@ -1,6 +1,7 @@
 """One row of the Snapshot Sets table: a set, or a run still making one
 (or that failed to)."""
 
+from django.utils import dateparse
 from django.utils.translation import gettext_lazy as _
 
 from snapshot_dashboard import models
@@ -24,7 +25,8 @@ class Row:
             self.id = snapshot_set.id
             self.name = snapshot_set.name
             self.server_id = snapshot_set.server_id
-            self.created_at = snapshot_set.created_at
+            self.created_at = dateparse.parse_datetime(
+                snapshot_set.created_at or '')
             self.drives = [d.name for d in snapshot_set.drives]
             self.consistency = snapshot_set.consistency
             self.window_ms = snapshot_set.window_ms
@@ -33,7 +35,8 @@ class Row:
             self.error = ''
         else:
             self.id = RUN_PREFIX + str(run.id)
-            self.name = run.name or _('(being named)')
+            self.name = run.name or _('%s (being taken)') % (
+                server_name or run.server_name or run.server_id)
             self.server_id = run.server_id
             self.created_at = run.created_at
             self.drives = sorted(run.drives) or (
@@ -74,10 +77,11 @@ class Row:
 
 
 def rows(snapshot_sets, runs, server_names):
-    """Runs not yet a set first, then the sets, newest first."""
-    made = {run.set_id for run in runs if run.set_id}
+    """Runs whose set is not listed yet first, then the sets, newest
+    first."""
+    listed = {s.run_id for s in snapshot_sets}
     return ([Row(run=run, server_name=server_names.get(run.server_id))
-             for run in runs if run.set_id not in made or not run.set_id]
+             for run in runs if str(run.id) not in listed]
             + [Row(snapshot_set=s,
                    server_name=server_names.get(s.server_id))
                for s in snapshot_sets])

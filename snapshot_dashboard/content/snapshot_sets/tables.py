@@ -87,7 +87,8 @@ class SnapshotSetsTable(tables.DataTable):
     name = tables.Column('name', verbose_name=_("Name"), link=detail_url)
     server = tables.Column('server_name', verbose_name=_("Instance"))
     created = tables.Column('created_at', verbose_name=_("Created"),
-                            filters=(filters.linebreaksbr,))
+                            filters=(lambda when: filters.date(
+                                when, 'Y-m-d H:i:s'),))
     drives = tables.Column(lambda row: ', '.join(map(str, row.drives)),
                            verbose_name=_("Drives"))
     consistency = tables.Column(consistency_badge,

@@ -1,0 +1,141 @@
+"""A real browser on `make demo`'s Horizon and mini-cloud, as the demo user:
+the Instances row action, one drive unticked, the set available in the
+Snapshot Sets panel, and the set checked through the OpenStack APIs.
+
+Headless Chromium and chromedriver from Debian, driven by selenium, as
+Horizon's own selenium tests. Screenshots of the workflow and the panel are
+saved under .state/artifacts/ (or $SNAPSHOT_DASHBOARD_ARTIFACTS).
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from snapshot_dashboard.orchestration import sets
+from tests.integration.conftest import ROOT
+from tests.integration.conftest import server_by_name
+
+HORIZON = 'http://127.0.0.1:8000'
+CHROMIUM_FLAGS = (
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+    '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+    '--window-size=1400,1000')
+
+
+@pytest.fixture(scope='module')
+def horizon(clouds_yaml):
+    """`make demo`: Horizon with the plugin and the worker, restarted."""
+    result = subprocess.run([os.path.join(ROOT, 'tools', 'demo')],
+                            capture_output=True, text=True, timeout=1200,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(clouds_yaml) as f:
+        return json.load(f)['clouds']['minicloud-demo']['auth']
+
+
+@pytest.fixture(scope='module')
+def artifacts():
+    folder = os.environ.get('SNAPSHOT_DASHBOARD_ARTIFACTS') or os.path.join(
+        ROOT, '.state', 'artifacts')
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = '/usr/bin/chromium'
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory() as profile:
+        options.add_argument('--user-data-dir=%s' % profile)
+        driver = webdriver.Chrome(service=Service('/usr/bin/chromedriver'),
+                                  options=options)
+        driver.implicitly_wait(0)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait(driver, condition, timeout_s=60):
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.25).until(
+        condition)
+
+
+def log_in(driver, auth):
+    driver.get(HORIZON + '/auth/login/')
+    wait(driver, ec.presence_of_element_located((By.ID, 'id_username')))
+    driver.find_element(By.ID, 'id_username').send_keys(auth['username'])
+    driver.find_element(By.ID, 'id_password').send_keys(auth['password'])
+    driver.find_element(By.ID, 'loginBtn').click()
+    wait(driver, lambda d: '/auth/login' not in d.current_url)
+
+
+def test_a_set_of_the_ticked_drives_from_the_instances_row_action(
+        horizon, browser, artifacts, demo):
+    server = server_by_name(demo, 'demo-image')
+    before = {s.id for s in sets.list_sets(demo, server_id=server.id)}
+    log_in(browser, horizon)
+
+    browser.get(HORIZON + '/project/instances/')
+    row = wait(browser, ec.presence_of_element_located(
+        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % server.id)))
+    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    action = row.find_element(
+        By.CSS_SELECTOR,
+        'a[href="/project/snapshot_sets/create/%s/"]' % server.id)
+    assert action.text.strip() == 'Create Consistent Snapshot'
+    action.click()
+
+    boxes = wait(browser, lambda d: [
+        b for b in d.find_elements(By.CSS_SELECTOR,
+                                   'input[name="devices"]')
+        if b.is_displayed() or b.get_attribute('value')] or None)
+    values = {b.get_attribute('value'): b for b in boxes}
+    assert sorted(values) == ['/dev/vda', '/dev/vdb', '/dev/vdc',
+                              '/dev/vdd']
+    assert all(b.is_selected() for b in boxes)
+    preflight = browser.find_element(By.ID, 'snapshot-set-preflight')
+    assert 'Guest agent answering' in preflight.text
+    # Untick /dev/vdc (the checkbox is styled: click its label).
+    browser.execute_script('arguments[0].click();', values['/dev/vdc'])
+    assert not values['/dev/vdc'].is_selected()
+    browser.save_screenshot(os.path.join(artifacts, 'workflow.png'))
+    browser.find_element(
+        By.CSS_SELECTOR, '.modal-footer [type="submit"]').click()
+
+    wait(browser, lambda d: d.current_url.rstrip('/').endswith(
+        '/project/snapshot_sets'), timeout_s=60)
+
+    def new_set_available(driver):
+        found = [s for s in sets.list_sets(demo, server_id=server.id)
+                 if s.id not in before]
+        if not found or found[0].status != sets.AVAILABLE:
+            return None
+        driver.refresh()
+        rows = driver.find_elements(
+            By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % found[0].id)
+        return found[0] if rows and 'Available' in rows[0].text else None
+
+    made = wait(browser, new_set_available, timeout_s=240)
+    browser.save_screenshot(os.path.join(artifacts, 'snapshot_sets.png'))
+    try:
+        # Exactly the ticked drives, checked through the APIs.
+        assert sorted(d.name for d in made.drives) == [
+            '/dev/vda', '/dev/vdb', '/dev/vdd']
+        assert made.consistency == 'application'
+        image = demo.glance.images.get(made.id)
+        bdm = json.loads(image['block_device_mapping'])
+        assert [m['device_name'] for m in bdm] == ['/dev/vdd']
+    finally:
+        sets.delete_set(demo, made.id)
