@@ -215,6 +215,26 @@ class CreateWorkflowTests(helpers.TestCase):
 
 class LaunchTests(helpers.TestCase):
     @horizon_helpers.create_mocks({
+        api: ['get_set'],
+        horizon_helpers.api.nova: ['flavor_list'],
+        horizon_helpers.api.neutron: ['network_list_for_tenant']})
+    def test_the_launch_form_opens_as_a_modal_and_as_a_page(self):
+        snapshot_set = self.snapshot_sets.first()
+        self.mock_get_set.return_value = snapshot_set
+        self.mock_flavor_list.return_value = self.flavors.list()
+        self.mock_network_list_for_tenant.return_value = []
+        url = reverse('horizon:project:snapshot_sets:launch',
+                      args=[snapshot_set.id])
+        modal = self.client.get(url, HTTP_X_REQUESTED_WITH='XMLHttpRequest')
+        self.assertTemplateUsed(modal,
+                                'snapshot_dashboard/snapshot_sets/'
+                                '_launch.html')
+        self.assertContains(modal, 'web before upgrade-copy')
+        page = self.client.get(url)
+        self.assertTemplateUsed(page, 'snapshot_dashboard/snapshot_sets/'
+                                      'launch.html')
+
+    @horizon_helpers.create_mocks({
         api: ['get_set', 'launch_from_set'],
         horizon_helpers.api.nova: ['flavor_list'],
         horizon_helpers.api.neutron: ['network_list_for_tenant']})

@@ -1,6 +1,7 @@
 """A real browser on `make demo`'s Horizon and mini-cloud, as the demo user:
 the Instances row action, one drive unticked, the set available in the
-Snapshot Sets panel, and the set checked through the OpenStack APIs.
+Snapshot Sets panel, the set checked through the OpenStack APIs, then
+launched and deleted from the panel.
 
 Headless Chromium and chromedriver from Debian, driven by selenium, as
 Horizon's own selenium tests. Screenshots of the workflow and the panel are
@@ -19,9 +20,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import sets
 from tests.integration.conftest import ROOT
 from tests.integration.conftest import server_by_name
+from tests.integration.conftest import wait_for
 
 HORIZON = 'http://127.0.0.1:8000'
 CHROMIUM_FLAGS = (
@@ -137,5 +140,73 @@ def test_a_set_of_the_ticked_drives_from_the_instances_row_action(
         image = demo.glance.images.get(made.id)
         bdm = json.loads(image['block_device_mapping'])
         assert [m['device_name'] for m in bdm] == ['/dev/vdd']
+        launch_from_the_panel(browser, demo, made)
+        delete_from_the_panel(browser, demo, made)
     finally:
-        sets.delete_set(demo, made.id)
+        try:
+            sets.delete_set(demo, made.id)
+        except errors.SetNotFound:
+            pass  # deleted from the panel
+
+
+def launch_from_the_panel(driver, demo, made):
+    """Launch Instance on the set's row: a new server whose extra volume is
+    made from the set's snapshot."""
+    driver.get(HORIZON + '/project/snapshot_sets/')
+    row = wait(driver, ec.presence_of_element_located(
+        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % made.id)))
+    row.find_element(By.CSS_SELECTOR, 'a[href="/project/snapshot_sets/%s/'
+                     'launch/"]' % made.id).click()
+    name = wait(driver, ec.visibility_of_element_located((By.ID, 'id_name')))
+    name.clear()
+    name.send_keys('from-browser')
+    flavor = demo.nova.flavors.find(name='snap.tiny')
+    driver.execute_script(
+        'document.querySelector(\'select[name="flavor"]\').value = '
+        'arguments[0];', flavor.id)
+    driver.find_element(By.CSS_SELECTOR,
+                        '.modal-footer [type="submit"]').click()
+    server = wait(driver, lambda d: next(
+        (s for s in demo.nova.servers.list() if s.name == 'from-browser'),
+        None), timeout_s=60)
+    try:
+        server = wait(driver, lambda d: (lambda s: s if s.status in (
+            'ACTIVE', 'ERROR') else None)(demo.nova.servers.get(server.id)),
+            timeout_s=300)
+        assert server.status == 'ACTIVE'
+        volumes = [demo.cinder.volumes.get(a.volumeId) for a in
+                   demo.nova.volumes.get_server_volumes(server.id)]
+        assert [v.snapshot_id for v in volumes] == made.snapshot_ids
+    finally:
+        volume_ids = [a.volumeId for a in
+                      demo.nova.volumes.get_server_volumes(server.id)]
+        demo.nova.servers.delete(server.id)
+        wait_for('the new server to go', lambda: not [
+            s for s in demo.nova.servers.list() if s.id == server.id])
+        for volume_id in volume_ids:
+            wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
+                demo.cinder.volumes.get(v).status == 'available'))
+            demo.cinder.volumes.delete(volume_id)
+
+
+def delete_from_the_panel(driver, demo, made):
+    driver.get(HORIZON + '/project/snapshot_sets/')
+    row = wait(driver, ec.presence_of_element_located(
+        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % made.id)))
+    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    row.find_element(By.CSS_SELECTOR, 'button[value="snapshot_sets__delete'
+                     '__%s"]' % made.id).click()
+    wait(driver, ec.element_to_be_clickable(
+        (By.CSS_SELECTOR, '.modal-footer .btn-danger'))).click()
+
+    def gone():
+        try:
+            sets.get_set(demo, made.id)
+        except errors.SetNotFound:
+            return True
+        return False
+    wait_for('the set to be deleted', gone, timeout_s=60, interval_s=0.5)
+    for snapshot_id in made.snapshot_ids:
+        wait_for('snapshot %s deleted' % snapshot_id, lambda s=snapshot_id: (
+            s not in {x.id for x in demo.cinder.volume_snapshots.list()}),
+            timeout_s=60)

@@ -3,7 +3,8 @@
     .venv/bin/python tools/benchmarks/panel_calls.py
 
 Needs the mini-cloud up. Makes data-less set images in the demo project
-(as a volume-backed set's image is), counts every HTTP request the panel's
+(as a volume-backed set's image is, each naming one volume snapshot),
+counts every HTTP request the panel's
 data takes (``list_sets`` and the server names, as the view calls them,
 plus the Keystone authentication a request's session makes), then deletes
 the images. Prints figures; asserts nothing.
@@ -11,6 +12,7 @@ the images. Prints figures; asserts nothing.
 
 import collections
 import io
+import json
 import os
 import time
 import uuid
@@ -34,7 +36,10 @@ def make_sets(clients, count):
             id=set_id, name='panel-calls %s' % set_id[:8], disk_format='raw',
             container_format='bare', image_type='snapshot',
             **{package.SET_ID: set_id, package.SET_SERVER: 'none',
-               package.SET_DEVICES: '[]'})
+               # One volume snapshot per set, so Cinder is asked too.
+               package.SET_DEVICES: json.dumps([sets.Drive(
+                   name='/dev/vdb', kind='volume', size_gb=1,
+                   snapshot_id=str(uuid.uuid4())).to_dict()])})
         clients.glance.images.upload(set_id, io.BytesIO(b''), image_size=0)
         made.append(set_id)
     return made
