@@ -36,6 +36,9 @@ class SnapshotRun(models.Model):
     name = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
     consistency = models.CharField(max_length=16)
+    schedule = models.ForeignKey('Schedule', null=True, blank=True,
+                                 on_delete=models.SET_NULL,
+                                 related_name='runs')
     # How it went.
     state = models.CharField(max_length=16, choices=STATES, default=QUEUED,
                              db_index=True)
@@ -69,3 +72,48 @@ class SnapshotRun(models.Model):
     def ended(self):
         return self.state in ENDED
 
+
+
+class Schedule(models.Model):
+    """A backup schedule: the same run as the workflow's, on a timing, with
+    retention. ``devices`` None is every drive, drives attached later
+    included. The worker acts through ``trust_id`` (no expiry), deleted with
+    the schedule. A schedule whose trust or server is gone is ``broken``
+    with the reason, and no longer fires."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4,
+                          editable=False)
+    project_id = models.CharField(max_length=64, db_index=True)
+    user_id = models.CharField(max_length=64)
+    user_name = models.CharField(max_length=255, blank=True)
+    server_id = models.CharField(max_length=64)
+    server_name = models.CharField(max_length=255, blank=True)
+    devices = models.JSONField(null=True, help_text='None: every drive')
+    consistency = models.CharField(max_length=16)
+    # Timing: the choice as the user made it, and its cron expression.
+    timing = models.CharField(max_length=16)
+    minute = models.IntegerField(default=0)
+    hour = models.IntegerField(default=0)
+    weekday = models.IntegerField(default=0)
+    cron = models.CharField(max_length=255)
+    timezone = models.CharField(max_length=64, default='UTC')
+    name_template = models.CharField(max_length=255,
+                                     default='{server} {schedule} {time}')
+    keep_last = models.IntegerField(default=0)
+    keep_daily = models.IntegerField(default=0)
+    keep_weekly = models.IntegerField(default=0)
+    keep_monthly = models.IntegerField(default=0)
+    name = models.CharField(max_length=255)
+    enabled = models.BooleanField(default=True)
+    broken_reason = models.TextField(blank=True)
+    trust_id = models.CharField(max_length=64, blank=True)
+    next_run_at = models.DateTimeField(null=True)
+    last_fired_at = models.DateTimeField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ('name',)
+        indexes = [models.Index(fields=('enabled', 'next_run_at'))]
+
+    def __str__(self):
+        return self.name

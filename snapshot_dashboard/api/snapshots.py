@@ -23,9 +23,12 @@ from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import plan as planning
 from snapshot_dashboard.orchestration import preflight as preflight_module
+from snapshot_dashboard.orchestration import retention
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import timing
 from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.worker import schedules
 
 LOG = logging.getLogger(__name__)
 
@@ -73,8 +76,9 @@ def agent_locator():
         template, service_clients=clients_module.Clients(service_session()))
 
 
-def list_sets(request, all_projects=False):
-    return sets.list_sets(clients(request), all_projects=all_projects)
+def list_sets(request, all_projects=False, server_id=None):
+    return sets.list_sets(clients(request), server_id=server_id,
+                          all_projects=all_projects)
 
 
 def get_set(request, set_id):
@@ -193,3 +197,82 @@ def launch_from_set(request, set_id, name, flavor_id, network_id=None):
     nics = [{'net-id': network_id}] if network_id else 'none'
     return clients(request).nova.servers.create(name, set_id, flavor_id,
                                                 nics=nics)
+
+
+# -- backup schedules ---------------------------------------------------------
+
+def list_schedules(request):
+    return list(models.Schedule.objects.filter(
+        project_id=request.user.project_id))
+
+
+def get_schedule(request, schedule_id):
+    return models.Schedule.objects.get(id=schedule_id,
+                                       project_id=request.user.project_id)
+
+
+def create_schedule(request, **fields):
+    """A schedule with a trust from the user to the service user that lasts
+    as long as the schedule (no expiry)."""
+    trust = create_trust(request)
+    schedule = models.Schedule(
+        project_id=request.user.project_id, user_id=request.user.id,
+        user_name=request.user.username, trust_id=trust.id, **fields)
+    schedule.next_run_at = timing.next_fire(schedule.cron, schedule.timezone,
+                                            timezone.now())
+    schedule.save()
+    return schedule
+
+
+def update_schedule(request, schedule_id, **fields):
+    schedule = get_schedule(request, schedule_id)
+    for name, value in fields.items():
+        setattr(schedule, name, value)
+    schedule.next_run_at = (timing.next_fire(
+        schedule.cron, schedule.timezone, timezone.now())
+        if schedule.enabled and not schedule.broken_reason else None)
+    schedule.save()
+    return schedule
+
+
+def set_schedule_enabled(request, schedule_id, enabled):
+    return update_schedule(request, schedule_id, enabled=enabled)
+
+
+def delete_schedule(request, schedule_id):
+    """Delete the schedule and its trust; its sets stay."""
+    schedule = get_schedule(request, schedule_id)
+    if schedule.trust_id:
+        try:
+            keystone.keystoneclient(request).trusts.delete(schedule.trust_id)
+        except Exception as e:
+            # Already gone (revoked, expired user): nothing to keep.
+            LOG.info('Trust of schedule %s not deleted: %s', schedule_id, e)
+    schedule.delete()
+
+
+def run_schedule_now(request, schedule_id):
+    return schedules.queue_run(get_schedule(request, schedule_id))
+
+
+def retention_preview(request, schedule):
+    """The schedule's sets, and those its rules would delete after its next
+    run (a new set counted as the newest)."""
+    mine = [s for s in list_sets(request, server_id=schedule.server_id)
+            if s.schedule_id == str(schedule.id)]
+    upcoming = sets.SnapshotSet(
+        id='next', name='', server_id=schedule.server_id, run_id='',
+        consistency='', requested_consistency='', window_ms=0, drives=[],
+        created_at=timezone.now().isoformat(),
+        schedule_id=str(schedule.id))
+    doomed = retention.schedule_sets_to_delete(
+        mine + [upcoming], str(schedule.id), schedule_rules(schedule),
+        schedule.timezone)
+    return mine, [s for s in doomed if s.id != 'next']
+
+
+def schedule_rules(schedule):
+    return retention.Rules(keep_last=schedule.keep_last,
+                           keep_daily=schedule.keep_daily,
+                           keep_weekly=schedule.keep_weekly,
+                           keep_monthly=schedule.keep_monthly)

@@ -1,8 +1,9 @@
-"""The one patch: "Create Consistent Snapshot" in the Instances row actions.
+"""The one patch: "Create Consistent Snapshot" and "Schedule Backups" in the
+Instances row actions.
 
 Horizon 27 has no declarative hook for a row action on the Django
 Instances table, and ``Meta.row_actions`` is read when the table class is
-made. So ``install()`` subclasses the table with our action right after
+made. So ``install()`` subclasses the table with our actions right after
 Horizon's own "Create Snapshot", and puts the subclass where Horizon looks:
 ``IndexView.table_class`` and ``instances.tables.InstancesTable`` (which
 ``DetailView`` reads by module attribute). Idempotent; its regression test
@@ -33,14 +34,26 @@ class CreateConsistentSnapshot(policy.PolicyTargetMixin, tables.LinkAction):
                 and not instance_tables.is_deleting(instance))
 
 
+class ScheduleBackups(policy.PolicyTargetMixin, tables.LinkAction):
+    name = 'schedule_backups'
+    verbose_name = _("Schedule Backups")
+    url = 'horizon:project:backup_schedules:create'
+    classes = ('ajax-modal',)
+    icon = 'clock-o'
+    policy_rules = (("compute", "os_compute_api:snapshot"),)
+
+    def allowed(self, request, instance=None):
+        return not instance_tables.is_deleting(instance)
+
+
 def install():
     table = instance_views.IndexView.table_class
     if getattr(table, 'snapshot_dashboard_patched', False):
         return table
     actions = list(table._meta.row_actions)
     if CreateConsistentSnapshot not in actions:
-        actions.insert(actions.index(instance_tables.CreateSnapshot) + 1,
-                       CreateConsistentSnapshot)
+        at = actions.index(instance_tables.CreateSnapshot) + 1
+        actions[at:at] = [CreateConsistentSnapshot, ScheduleBackups]
 
     class Meta(table.Meta):
         row_actions = tuple(actions)

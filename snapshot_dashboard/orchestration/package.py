@@ -44,6 +44,7 @@ SET_WINDOW_MS = 'snapshot_set_window_ms'
 SET_DEVICES = 'snapshot_set_devices'
 SET_EXCLUDED = 'snapshot_set_excluded'
 SET_BOOTABLE = 'snapshot_set_bootable'
+SET_SCHEDULE = 'snapshot_set_schedule'
 
 
 def volume_snapshot_mapping(device, snapshot_id):
@@ -97,4 +98,6 @@ def image_properties(snapshot_set, plan):
     })
     if snapshot_set.excluded:
         properties[SET_EXCLUDED] = json.dumps(snapshot_set.excluded)
+    if snapshot_set.schedule_id:
+        properties[SET_SCHEDULE] = snapshot_set.schedule_id
     return properties

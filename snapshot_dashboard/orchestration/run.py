@@ -123,7 +123,8 @@ def plan_snapshot_set(clients, server_id, devices=None, available=None,
 def create_snapshot_set(clients, server_id, devices=None, name=None,
                         description='', consistency=windows.AUTO,
                         budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
-                        clock=windows.Clock, agents=None, run_id=None):
+                        clock=windows.Clock, agents=None, run_id=None,
+                        schedule_id=None):
     """Take one snapshot set of a server and return it.
 
     Returns when every drive is captured and the set's image is written;
@@ -131,6 +132,7 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     ``agents`` (an AgentLocator) finds the server's compute-side agent.
     ``run_id`` tags everything the run creates (a new id by default): a
     durable run passes its own, so ``recovery`` can find its leftovers.
+    ``schedule_id`` marks the set as the schedule's, for its retention.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
     _report(progress, 'plan', STARTED)
@@ -162,6 +164,7 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         _check_still_attached(clients, plan)
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency)
+        snapshot_set.schedule_id = schedule_id
         _report(progress, 'package', STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
                                 available, rollback)

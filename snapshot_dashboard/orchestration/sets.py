@@ -80,6 +80,7 @@ class SnapshotSet:
     created_at: str | None = None
     status: str = CREATING
     project_id: str | None = None
+    schedule_id: str | None = None  # the backup schedule that made it
 
     @classmethod
     def from_image(cls, image):
@@ -99,7 +100,8 @@ class SnapshotSet:
             bootable=image.get(package.SET_BOOTABLE) == 'True',
             created_at=image.get('created_at'),
             status=IMAGE_STATUSES.get(image.get('status'), ERROR),
-            project_id=image.get('owner'))
+            project_id=image.get('owner'),
+            schedule_id=image.get(package.SET_SCHEDULE))
 
     @property
     def snapshot_ids(self):

@@ -26,6 +26,7 @@ from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import recovery
 from snapshot_dashboard.orchestration import run as orchestration
+from snapshot_dashboard.worker import schedules
 
 LOG = logging.getLogger(__name__)
 
@@ -172,11 +173,19 @@ class Executor:
                     name=run.name or None, description=run.description,
                     consistency=run.consistency, wait=True,
                     progress=recorder, agents=self.agents,
-                    run_id=str(run.pk))
+                    run_id=str(run.pk),
+                    schedule_id=str(run.schedule_id) if run.schedule_id
+                    else None)
+        except errors.ServerNotFound as e:
+            self._broken(run, 'The server is gone (%s).' % run.server_id)
+            self._end(run, models.FAILED, error=str(e))
         except errors.SnapshotSetError as e:
             self._end(run, models.FAILED, error=str(e),
                       cleanup=_rollback_text(e))
         except ks_exceptions.Unauthorized:
+            self._broken(run, 'The permission given to this schedule (its '
+                         'Keystone trust) is gone; create the schedule '
+                         'again.')
             self._end(run, models.FAILED, error=(
                 'The permission you gave for this snapshot set has expired '
                 'or was revoked; take it again.'))
@@ -190,8 +199,31 @@ class Executor:
                       achieved_consistency=snapshot_set.consistency,
                       window_ms=snapshot_set.window_ms,
                       drives={d.name: 'captured'
-                              for d in snapshot_set.drives})
+                              for d in snapshot_set.drives},
+                      cleanup=self._prune(run))
         return run
+
+    def _prune(self, run):
+        """After a scheduled run: its schedule's retention."""
+        if run.schedule_id is None:
+            return ''
+        try:
+            schedule = models.Schedule.objects.get(pk=run.schedule_id)
+            deleted, failures = schedules.prune(self.clients(run), schedule)
+        except Exception as e:
+            LOG.exception('Pruning after run %s failed', run.pk)
+            return 'retention could not run: %s' % e
+        text = 'retention deleted %s' % (', '.join(deleted) or 'nothing')
+        if failures:
+            text += '; could not delete %s' % '; '.join(failures)
+        return text
+
+    def _broken(self, run, reason):
+        if run.schedule_id is not None:
+            schedule = models.Schedule.objects.filter(
+                pk=run.schedule_id).first()
+            if schedule is not None:
+                schedules.mark_broken(schedule, reason)
 
     def recover(self, run):
         """Close what a dead worker left open, remove what it made; queue
@@ -232,7 +264,9 @@ class Executor:
         return run
 
     def _end(self, run, state, **fields):
-        self._delete_trust(run)
+        if run.schedule_id is None:
+            # A run's own trust ends with it; a schedule's lives on.
+            self._delete_trust(run)
         fields.update(state=state, finished_at=timezone.now(), window=None,
                       trust_id='')
         models.SnapshotRun.objects.filter(pk=run.pk).update(**fields)

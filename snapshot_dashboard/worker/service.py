@@ -6,6 +6,7 @@ import socket
 
 from snapshot_dashboard.api import snapshots
 from snapshot_dashboard.worker import runs
+from snapshot_dashboard.worker import schedules
 
 LOG = logging.getLogger(__name__)
 
@@ -18,8 +19,9 @@ class Worker:
         self.stale_s = stale_s
 
     def once(self):
-        """Recover one stale run or execute one queued run; False if there
-        was nothing to do."""
+        """Queue the due schedules' runs, then recover one stale run or
+        execute one queued run; False if there was nothing to do."""
+        schedules.fire_due()
         stale = runs.claim_stale(self.name, self.stale_s)
         if stale is not None:
             self.executor.recover(stale)

@@ -10,14 +10,17 @@ import sys
 
 from django.core.management import call_command
 from django.db import connections
+from django.utils import timezone
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneclient.v3 import client as keystone_client
 import pytest
 
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import package
 from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import timing
 from tests.integration.conftest import ROOT
 from tests.integration.conftest import Guest
 from tests.integration.conftest import _clients
@@ -207,3 +210,59 @@ def test_a_worker_killed_while_the_guest_is_frozen_is_recovered(
     finally:
         sets.delete_set(demo, run.set_id)
     assert tagged(admin, str(run.pk)) == (set(), set())
+
+
+def test_a_schedule_every_minute_keeps_the_last_two(database, demo, admin,
+                                                   service, workers):
+    """Three fires, keep-last 2: exactly the oldest set disappears, image and
+    snapshots; the schedule's trust stays."""
+    server = server_by_name(demo, 'demo-volume')
+    trust = keystone_client.Client(session=demo.session).trusts.create(
+        trustee_user=service.session.get_user_id(),
+        trustor_user=demo.session.get_user_id(),
+        project=demo.project_id, role_names=['member'], impersonation=True)
+    now = timezone.now()
+    with database.unblock():
+        schedule = models.Schedule.objects.using(DB).create(
+            project_id=demo.project_id, user_id=demo.session.get_user_id(),
+            server_id=server.id, server_name=server.name,
+            devices=['/dev/vdb'], consistency='crash', timing='cron',
+            cron='* * * * *', timezone='Europe/Paris', name='every minute',
+            keep_last=2, trust_id=trust.id,
+            next_run_at=timing.next_fire('* * * * *', 'Europe/Paris', now))
+    workers()
+
+    def runs_of_schedule():
+        with database.unblock():
+            return list(models.SnapshotRun.objects.using(DB).filter(
+                schedule_id=schedule.pk).order_by('created_at'))
+
+    def three_ended():
+        runs = runs_of_schedule()
+        return runs if len(runs) >= 3 and all(
+            r.state in models.ENDED for r in runs[:3]) else None
+    runs = wait_for('three fires', three_ended, timeout_s=300)[:3]
+    try:
+        assert [r.state for r in runs] == [models.SUCCEEDED] * 3, [
+            r.error for r in runs]
+        oldest, *kept = runs
+        mine = {s.id for s in sets.list_sets(demo, server_id=server.id)
+                if s.schedule_id == str(schedule.pk)}
+        assert mine == {r.set_id for r in kept}
+        assert 'retention deleted %s' % oldest.set_id in runs[2].cleanup
+        with pytest.raises(errors.SetNotFound):
+            sets.get_set(demo, oldest.set_id)
+        assert tagged(admin, str(oldest.pk)) == (set(), set())
+        # One fire per minute, a minute apart.
+        gaps = [(b.created_at - a.created_at).total_seconds()
+                for a, b in zip(runs, runs[1:], strict=False)]
+        assert all(50 <= gap <= 70 for gap in gaps), gaps
+        assert trust_exists(service, trust.id)
+    finally:
+        with database.unblock():
+            models.Schedule.objects.using(DB).filter(pk=schedule.pk).update(
+                enabled=False)
+        for snapshot_set in sets.list_sets(demo, server_id=server.id):
+            if snapshot_set.schedule_id == str(schedule.pk):
+                sets.delete_set(demo, snapshot_set.id)
+        keystone_client.Client(session=demo.session).trusts.delete(trust.id)
