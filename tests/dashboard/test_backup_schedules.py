@@ -4,6 +4,7 @@ Horizon's own tests do."""
 
 import datetime
 from unittest import mock
+import zoneinfo
 
 from django.test import TestCase as DjangoTestCase
 from django.test.utils import override_settings
@@ -186,6 +187,8 @@ class ScheduleTableTests(helpers.TestCase):
         self.assertEqual([schedule.id], [
             s.id for s in res.context['backup_schedules_table'].data])
         self.assertContains(res, 'Every day at 02:30 (Europe/Paris)')
+        self.assertContains(res, schedule.next_run_at.astimezone(
+            zoneinfo.ZoneInfo('Europe/Paris')).strftime('%Y-%m-%d %H:%M'))
         self.assertContains(res, 'keep the last 7 sets, 4 weekly')
         self.assertContains(res, 'Not enough quota: images.')
         self.assertNotContains(res, 'not ours')

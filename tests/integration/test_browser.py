@@ -210,3 +210,88 @@ def delete_from_the_panel(driver, demo, made):
         wait_for('snapshot %s deleted' % snapshot_id, lambda s=snapshot_id: (
             s not in {x.id for x in demo.cinder.volume_snapshots.list()}),
             timeout_s=60)
+
+
+def test_a_schedule_made_in_the_browser_fires_and_prunes(
+        horizon, browser, artifacts, demo):
+    """'Schedule Backups' from the Instances row action: every minute, one
+    drive, keep the last set. The second fire's retention deletes the
+    first set, whole. Then the schedule is deleted from its page."""
+    server = server_by_name(demo, 'demo-volume')
+    log_in(browser, horizon)
+    browser.get(HORIZON + '/project/instances/')
+    row = wait(browser, ec.presence_of_element_located(
+        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % server.id)))
+    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    row.find_element(By.CSS_SELECTOR, 'a[href="/project/backup_schedules/'
+                     'create/%s/"]' % server.id).click()
+    name = wait(browser, ec.visibility_of_element_located((By.ID, 'id_name')))
+    name.clear()
+    name.send_keys('browser schedule')
+    browser.execute_script('arguments[0].click();', browser.find_element(
+        By.ID, 'id_all_drives'))
+    browser.execute_script('arguments[0].click();', browser.find_element(
+        By.CSS_SELECTOR, 'input[name="devices"][value="/dev/vdb"]'))
+    for field, value in (('timing', 'cron'), ('consistency', 'crash'),
+                         ('timezone', 'Europe/Paris')):
+        # Horizon's themable selects: set the select, tell its listeners.
+        browser.execute_script(
+            'var select = document.querySelector(\'select[name="%s"]\');'
+            'select.value = arguments[0];'
+            'select.dispatchEvent(new Event("change", {bubbles: true}));'
+            % field, value)
+    wait(browser, ec.visibility_of_element_located((By.ID, 'id_cron')))
+    assert not browser.find_element(By.ID, 'id_hour').is_displayed()
+    for field, value in (('cron', '* * * * *'), ('keep_last', '1')):
+        box = browser.find_element(By.ID, 'id_' + field)
+        box.clear()
+        box.send_keys(value)
+    browser.save_screenshot(os.path.join(artifacts, 'schedule_form.png'))
+    browser.find_element(By.CSS_SELECTOR,
+                         '.modal-footer [type="submit"]').click()
+    wait(browser, lambda d: d.current_url.rstrip('/').endswith(
+        '/project/backup_schedules'), timeout_s=60)
+    row = wait(browser, lambda d: next(
+        (r for r in d.find_elements(By.CSS_SELECTOR, 'tr[data-object-id]')
+         if 'browser schedule' in r.text), None))
+    schedule_id = row.get_attribute('data-object-id')
+    assert 'Every minute' in row.text or '* * * * *' in row.text, row.text
+
+    def mine():
+        return [s for s in sets.list_sets(demo, server_id=server.id)
+                if s.schedule_id == schedule_id]
+    try:
+        first = wait_for('the first fire', lambda: (
+            lambda found: found[0] if found and found[0].status ==
+            sets.AVAILABLE else None)(mine()), timeout_s=150)
+        assert [d.name for d in first.drives] == ['/dev/vdb']
+        second = wait_for('the second fire and its pruning', lambda: (
+            lambda found: found[0] if len(found) == 1
+            and found[0].id != first.id else None)(mine()), timeout_s=150)
+        with pytest.raises(errors.SetNotFound):
+            sets.get_set(demo, first.id)
+        for snapshot_id in first.snapshot_ids:
+            wait_for('the pruned snapshot to go', lambda s=snapshot_id: (
+                s not in {x.id for x in
+                          demo.cinder.volume_snapshots.list()}),
+                timeout_s=60)
+        assert second.status == sets.AVAILABLE
+        browser.get(HORIZON + '/project/backup_schedules/%s/' % schedule_id)
+        wait(browser, ec.presence_of_element_located(
+            (By.ID, 'runs')))
+        browser.save_screenshot(os.path.join(artifacts,
+                                             'schedule_detail.png'))
+        assert second.id in browser.page_source
+    finally:
+        browser.get(HORIZON + '/project/backup_schedules/')
+        row = wait(browser, ec.presence_of_element_located(
+            (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % schedule_id)))
+        row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+        row.find_element(By.CSS_SELECTOR, 'button[value="backup_schedules__'
+                         'delete__%s"]' % schedule_id).click()
+        wait(browser, ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, '.modal-footer .btn-danger'))).click()
+        wait(browser, lambda d: not d.find_elements(
+            By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % schedule_id))
+        for snapshot_set in mine():
+            sets.delete_set(demo, snapshot_set.id)

@@ -47,7 +47,7 @@ def main():
 
     call_command('migrate', verbosity=0)
     now = timezone.now()
-    rng = random.Random(1)
+    rng = random.Random(1)  # noqa: S311 - spread, not secrets
     rows = []
     for i in range(args.schedules):
         due = i < args.due

@@ -29,6 +29,14 @@ def min_interval_s():
                    DEFAULT_MIN_INTERVAL_S)
 
 
+def switched(**labels):
+    """Horizon's switchable fields: shown for the timing choices named."""
+    attrs = {'class': 'switched', 'data-switch-on': 'timing'}
+    attrs.update(('data-timing-%s' % choice, label)
+                 for choice, label in labels.items())
+    return attrs
+
+
 class ScheduleForm(forms.SelfHandlingForm):
     instance_id = forms.CharField(widget=forms.HiddenInput())
     name = forms.CharField(max_length=255, label=_("Name"))
@@ -49,17 +57,27 @@ class ScheduleForm(forms.SelfHandlingForm):
             (timings.HOURLY, _("Hourly")), (timings.DAILY, _("Daily")),
             (timings.WEEKLY, _("Weekly")),
             (timings.CRON, _("Cron expression"))],
-        initial=timings.DAILY)
+        initial=timings.DAILY,
+        widget=forms.ThemableSelectWidget(attrs={
+            'class': 'switchable', 'data-slug': 'timing'}))
     weekday = forms.ThemableChoiceField(
         label=_("Day"), required=False, initial=0,
-        choices=list(enumerate(timings.DAYS)))
-    hour = forms.IntegerField(label=_("Hour"), min_value=0, max_value=23,
-                              initial=2, required=False)
-    minute = forms.IntegerField(label=_("Minute"), min_value=0,
-                                max_value=59, initial=0, required=False)
-    cron = forms.CharField(label=_("Cron expression"), required=False,
-                           help_text=_("Five fields: minute hour day month "
-                                       "weekday, e.g. 30 2 * * 1-5."))
+        choices=list(enumerate(timings.DAYS)),
+        widget=forms.ThemableSelectWidget(attrs=switched(weekly=_("Day"))))
+    hour = forms.IntegerField(
+        label=_("Hour"), min_value=0, max_value=23, initial=2,
+        required=False, widget=forms.NumberInput(attrs=switched(
+            daily=_("Hour"), weekly=_("Hour"))))
+    minute = forms.IntegerField(
+        label=_("Minute"), min_value=0, max_value=59, initial=0,
+        required=False, widget=forms.NumberInput(attrs=switched(
+            hourly=_("Minute"), daily=_("Minute"), weekly=_("Minute"))))
+    cron = forms.CharField(
+        label=_("Cron expression"), required=False,
+        help_text=_("Five fields: minute hour day month weekday, e.g. "
+                    "30 2 * * 1-5."),
+        widget=forms.TextInput(attrs=switched(
+            cron=_("Cron expression"))))
     timezone = forms.ThemableChoiceField(label=_("Timezone"))
     name_template = forms.CharField(
         max_length=255, label=_("Set names"),

@@ -107,6 +107,14 @@ def timing_words(schedule):
                            schedule.minute, schedule.hour, schedule.weekday)
 
 
+def next_run_words(schedule):
+    """The next run in the schedule's own timezone, as its timing reads."""
+    if schedule.next_run_at is None:
+        return '-'
+    local = schedule.next_run_at.astimezone(timing.zone(schedule.timezone))
+    return local.strftime('%Y-%m-%d %H:%M %Z')
+
+
 def retention_words(schedule):
     return api.schedule_rules(schedule).describe()
 
@@ -133,10 +141,7 @@ class SchedulesTable(tables.DataTable):
                            verbose_name=_("Instance"))
     drives = tables.Column(drives, verbose_name=_("Drives"))
     timing = tables.Column(timing_words, verbose_name=_("Timing"))
-    next_run = tables.Column('next_run_at', verbose_name=_("Next Run"),
-                             empty_value='-',
-                             filters=(lambda when: filters.date(
-                                 when, 'Y-m-d H:i'),))
+    next_run = tables.Column(next_run_words, verbose_name=_("Next Run"))
     retention = tables.Column(retention_words, verbose_name=_("Retention"))
     last = tables.Column(last_result, verbose_name=_("Last Result"))
     state = tables.Column(state, verbose_name=_("State"))

@@ -152,5 +152,6 @@ class DetailView(tables.MultiTableView):
         context['retention'] = schedule_tables.retention_words(schedule)
         context['drives'] = schedule_tables.drives(schedule)
         context['state'] = schedule_tables.state(schedule)
+        context['next_run'] = schedule_tables.next_run_words(schedule)
         context['url'] = reverse(INDEX_URL)
         return context
