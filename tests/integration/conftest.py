@@ -133,3 +133,18 @@ class Guest:
                                                   pid=pid['pid'])), 60, 0.2)
         assert status['exitcode'] == 0, status
         return base64.b64decode(status.get('out-data', '')).decode()
+
+
+def delete_server_and_its_volumes(clients, server_id):
+    """Delete a server booted from a set, then the volumes Nova made for it
+    from the set's snapshots (they outlive it: delete_on_termination is
+    false, as in Nova's own snapshots)."""
+    volume_ids = [a.volumeId for a in
+                  clients.nova.volumes.get_server_volumes(server_id)]
+    clients.nova.servers.delete(server_id)
+    wait_for('server %s to go' % server_id, lambda: not [
+        s for s in clients.nova.servers.list() if s.id == server_id])
+    for volume_id in volume_ids:
+        wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
+            clients.cinder.volumes.get(v).status == 'available'))
+        clients.cinder.volumes.delete(volume_id)

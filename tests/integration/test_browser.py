@@ -23,6 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import sets
 from tests.integration.conftest import ROOT
+from tests.integration.conftest import delete_server_and_its_volumes
 from tests.integration.conftest import server_by_name
 from tests.integration.conftest import wait_for
 
@@ -73,6 +74,18 @@ def browser():
 def wait(driver, condition, timeout_s=60):
     return WebDriverWait(driver, timeout_s, poll_frequency=0.25).until(
         condition)
+
+
+def delete_row(driver, page, table, object_id):
+    """A row's Delete action from its actions menu, confirmed."""
+    driver.get(HORIZON + page)
+    row = wait(driver, ec.presence_of_element_located(
+        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % object_id)))
+    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    row.find_element(By.CSS_SELECTOR, 'button[value="%s__delete__%s"]'
+                     % (table, object_id)).click()
+    wait(driver, ec.element_to_be_clickable(
+        (By.CSS_SELECTOR, '.modal-footer .btn-danger'))).click()
 
 
 def log_in(driver, auth):
@@ -178,26 +191,11 @@ def launch_from_the_panel(driver, demo, made):
                    demo.nova.volumes.get_server_volumes(server.id)]
         assert [v.snapshot_id for v in volumes] == made.snapshot_ids
     finally:
-        volume_ids = [a.volumeId for a in
-                      demo.nova.volumes.get_server_volumes(server.id)]
-        demo.nova.servers.delete(server.id)
-        wait_for('the new server to go', lambda: not [
-            s for s in demo.nova.servers.list() if s.id == server.id])
-        for volume_id in volume_ids:
-            wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
-                demo.cinder.volumes.get(v).status == 'available'))
-            demo.cinder.volumes.delete(volume_id)
+        delete_server_and_its_volumes(demo, server.id)
 
 
 def delete_from_the_panel(driver, demo, made):
-    driver.get(HORIZON + '/project/snapshot_sets/')
-    row = wait(driver, ec.presence_of_element_located(
-        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % made.id)))
-    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
-    row.find_element(By.CSS_SELECTOR, 'button[value="snapshot_sets__delete'
-                     '__%s"]' % made.id).click()
-    wait(driver, ec.element_to_be_clickable(
-        (By.CSS_SELECTOR, '.modal-footer .btn-danger'))).click()
+    delete_row(driver, '/project/snapshot_sets/', 'snapshot_sets', made.id)
 
     def gone():
         try:
@@ -283,14 +281,8 @@ def test_a_schedule_made_in_the_browser_fires_and_prunes(
                                              'schedule_detail.png'))
         assert second.id in browser.page_source
     finally:
-        browser.get(HORIZON + '/project/backup_schedules/')
-        row = wait(browser, ec.presence_of_element_located(
-            (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % schedule_id)))
-        row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
-        row.find_element(By.CSS_SELECTOR, 'button[value="backup_schedules__'
-                         'delete__%s"]' % schedule_id).click()
-        wait(browser, ec.element_to_be_clickable(
-            (By.CSS_SELECTOR, '.modal-footer .btn-danger'))).click()
+        delete_row(browser, '/project/backup_schedules/',
+                   'backup_schedules', schedule_id)
         wait(browser, lambda d: not d.find_elements(
             By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % schedule_id))
         for snapshot_set in mine():

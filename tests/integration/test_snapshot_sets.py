@@ -10,6 +10,7 @@ from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import package
 from snapshot_dashboard.orchestration import sets
 from tests.integration.conftest import Guest
+from tests.integration.conftest import delete_server_and_its_volumes
 from tests.integration.conftest import server_by_name
 from tests.integration.conftest import wait_for
 
@@ -126,14 +127,7 @@ def test_booting_the_set_recreates_every_volume_with_its_data(
         assert sorted(seen.split()) == ['%s-vda' % marker,
                                         '%s-vdb' % marker]
     finally:
-        volume_ids = list(attachments(demo, clone).values())
-        demo.nova.servers.delete(clone.id)
-        wait_for('the new server to go', lambda: not [
-            s for s in demo.nova.servers.list() if s.id == clone.id])
-        for volume_id in volume_ids:
-            wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
-                demo.cinder.volumes.get(v).status == 'available'))
-            demo.cinder.volumes.delete(volume_id)
+        delete_server_and_its_volumes(demo, clone.id)
 
 
 def test_delete_leaves_no_snapshot_or_image(openstack_cli, demo, admin):
@@ -280,11 +274,4 @@ def test_the_agent_copies_root_and_ephemeral_in_the_freeze_and_it_boots(
         assert sorted(seen.split()) == ['%s-%s' % (marker, d) for d in
                                         ('vda', 'vdc', 'vdd')]
     finally:
-        volume_ids = list(attachments(demo, clone).values())
-        demo.nova.servers.delete(clone.id)
-        wait_for('the new server to go', lambda: not [
-            s for s in demo.nova.servers.list() if s.id == clone.id])
-        for volume_id in volume_ids:
-            wait_for('volume %s detached' % volume_id, lambda v=volume_id: (
-                demo.cinder.volumes.get(v).status == 'available'))
-            demo.cinder.volumes.delete(volume_id)
+        delete_server_and_its_volumes(demo, clone.id)
