@@ -95,6 +95,14 @@ def server_names(request, all_projects=False):
             clients(request).nova.servers.list(search_opts=search)}
 
 
+def server_name(request, server_id):
+    """The server's name, or its id if it is gone."""
+    try:
+        return clients(request).nova.servers.get(server_id).name
+    except Exception:
+        return server_id
+
+
 def preflight(request, server_id):
     """What the workflow shows before submit: every drive, the agent, the
     consistency each level gives, and the quotas for every drive."""

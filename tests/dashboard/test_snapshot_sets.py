@@ -282,3 +282,34 @@ class RowsTests(helpers.TestCase):
         self.assertEqual(['run-%s' % other.id, listed.id],
                          [row.id for row in shown])
         self.assertEqual('web (being taken)', str(shown[0].name))
+
+
+class LiveRowTests(helpers.TestCase):
+    def row_update(self, obj_id):
+        return self.client.get(INDEX_URL, {
+            'action': 'row_update', 'table': 'snapshot_sets',
+            'obj_id': obj_id}, HTTP_X_REQUESTED_WITH='XMLHttpRequest')
+
+    @horizon_helpers.create_mocks({api: ['get_set', 'server_name']})
+    def test_a_run_row_updates_in_place_until_its_set_is_there(self):
+        self.mock_server_name.return_value = 'server_1'
+        run = models.SnapshotRun.objects.create(
+            project_id=self.tenant.id, user_id=self.user.id,
+            server_id='server-1', server_name='web', consistency='auto',
+            state=models.RUNNING, step='capture',
+            drives={'/dev/vda': 'captured', '/dev/vdc': 'capturing'})
+        res = self.row_update('run-%s' % run.id)
+        self.assertContains(res, '/dev/vdc capturing')
+        self.assertContains(res, 'class="ajax-update warning"')  # polled
+
+        snapshot_set = self.snapshot_sets.first()
+        run.state, run.set_id = models.SUCCEEDED, snapshot_set.id
+        run.save()
+        self.mock_get_set.return_value = snapshot_set
+        res = self.row_update('run-%s' % run.id)
+        self.assertContains(res, 'data-object-id="%s"' % snapshot_set.id)
+        self.assertContains(res, 'Available')
+        self.assertContains(res, 'class="ajax-update status_up"')  # final
+        self.assertContains(res, 'server_1')  # the instance's name
+        self.mock_get_set.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), snapshot_set.id)

@@ -54,7 +54,10 @@ class UpdateRow(tables.Row):
             else:
                 return rows_module.Row(run=run, server_name=run.server_name)
         try:
-            return rows_module.Row(snapshot_set=api.get_set(request, obj_id))
+            snapshot_set = api.get_set(request, obj_id)
+            return rows_module.Row(
+                snapshot_set=snapshot_set,
+                server_name=api.server_name(request, snapshot_set.server_id))
         except Exception:
             exceptions.handle(request, _('Unable to read the snapshot set.'))
             raise
