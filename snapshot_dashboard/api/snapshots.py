@@ -85,8 +85,8 @@ def get_set(request, set_id):
     return sets.get_set(clients(request), set_id)
 
 
-def delete_set(request, set_id):
-    sets.delete_set(clients(request), set_id)
+def delete_set(request, set_id, any_project=False):
+    sets.delete_set(clients(request), set_id, any_project=any_project)
 
 
 def server_names(request, all_projects=False):

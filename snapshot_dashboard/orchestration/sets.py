@@ -140,13 +140,16 @@ def list_sets(clients, server_id=None, all_projects=False):
     return [s.with_snapshot_statuses(statuses) for s in found]
 
 
-def get_set(clients, set_id):
+def get_set(clients, set_id, any_project=False):
+    """The set, if it is the project's (an admin's ``any_project``: any
+    project's the credentials can see)."""
     try:
         image = clients.glance.images.get(set_id)
     except glance_exceptions.HTTPNotFound:
         raise errors.SetNotFound(set_id) from None
     snapshot_set = SnapshotSet.from_image(image)
-    if snapshot_set is None or image.get('owner') != clients.project_id:
+    if snapshot_set is None or (not any_project
+                                and image.get('owner') != clients.project_id):
         raise errors.SetNotFound(set_id)
     statuses = {}
     for snapshot_id in snapshot_set.snapshot_ids:
@@ -158,13 +161,13 @@ def get_set(clients, set_id):
     return snapshot_set.with_snapshot_statuses(statuses)
 
 
-def delete_set(clients, set_id):
+def delete_set(clients, set_id, any_project=False):
     """Delete the set's volume snapshots, then its image; nothing else.
 
     A snapshot that is not tagged with the set's run is left alone. If a
     snapshot cannot be deleted the image stays, so the delete can be retried.
     """
-    snapshot_set = get_set(clients, set_id)
+    snapshot_set = get_set(clients, set_id, any_project=any_project)
     failures = []
     for snapshot_id in snapshot_set.snapshot_ids:
         try:

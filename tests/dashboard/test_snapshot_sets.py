@@ -266,6 +266,19 @@ class AdminSnapshotSetsTests(helpers.BaseAdminViewTests):
             horizon_helpers.IsHttpRequest(), all_projects=True)
         self.assertContains(res, self.tenant.id)
 
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names',
+                                         'delete_set']})
+    def test_admin_deletes_any_projects_set(self):
+        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_server_names.return_value = {}
+        url = reverse('horizon:admin:snapshot_sets:index')
+        res = self.client.post(url, {
+            'action': 'admin_snapshot_sets__delete__set-data-only'})
+        self.assertRedirectsNoFollow(res, url)
+        self.mock_delete_set.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), 'set-data-only',
+            any_project=True)
+
 
 class RowsTests(helpers.TestCase):
     def test_a_run_whose_set_is_listed_shows_once_as_the_set(self):

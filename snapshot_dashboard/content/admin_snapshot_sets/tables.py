@@ -1,7 +1,15 @@
 from django.utils.translation import gettext_lazy as _
 from horizon import tables
 
+from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content.snapshot_sets import tables as project_tables
+
+
+class AdminDeleteSet(project_tables.DeleteSet):
+    policy_rules = (("compute", "context_is_admin"),)
+
+    def delete(self, request, obj_id):
+        api.delete_set(request, obj_id, any_project=True)
 
 
 class AdminSnapshotSetsTable(project_tables.SnapshotSetsTable):
@@ -13,5 +21,5 @@ class AdminSnapshotSetsTable(project_tables.SnapshotSetsTable):
         status_columns = ['status']
         columns = ('project', 'name', 'server', 'created', 'drives',
                    'consistency', 'window', 'status', 'progress')
-        table_actions = (project_tables.DeleteSet,)
-        row_actions = (project_tables.DeleteSet,)
+        table_actions = (AdminDeleteSet,)
+        row_actions = (AdminDeleteSet,)
