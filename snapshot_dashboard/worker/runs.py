@@ -269,6 +269,9 @@ class Executor:
             self._delete_trust(run)
         fields.update(state=state, finished_at=timezone.now(), window=None,
                       trust_id='')
+        # What a recovery did before this attempt stays on record.
+        fields['cleanup'] = '; '.join(
+            text for text in (run.cleanup, fields.get('cleanup')) if text)
         models.SnapshotRun.objects.filter(pk=run.pk).update(**fields)
         run.refresh_from_db()
         LOG.info('Run %s %s%s', run.pk, state,

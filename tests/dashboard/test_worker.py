@@ -79,3 +79,17 @@ class RecorderTests(TestCase):
         run.refresh_from_db()
         self.assertIsNone(run.window)
         self.assertEqual(5, len(run.events))
+
+
+class EndTests(TestCase):
+    def test_what_a_recovery_did_stays_on_the_finished_run(self):
+        run = queued(cleanup='window: thaw; deleted: volume snapshot s1')
+        executor = runs.Executor('worker-a', None, None)
+        executor._end(run, models.SUCCEEDED, set_id='set-1', cleanup='')
+        run.refresh_from_db()
+        self.assertEqual('window: thaw; deleted: volume snapshot s1',
+                         run.cleanup)
+        executor._end(run, models.FAILED, cleanup='could not undo: x')
+        run.refresh_from_db()
+        self.assertEqual('window: thaw; deleted: volume snapshot s1; '
+                         'could not undo: x', run.cleanup)
