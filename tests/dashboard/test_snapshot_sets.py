@@ -145,6 +145,15 @@ class CreateWorkflowTests(helpers.TestCase):
         self.assertContains(res, 'Volume snapshots: 1 needed, 3 in use')
         self.assertContains(res, 'type="checkbox"', count=3)
 
+    @horizon_helpers.create_mocks({api: ['preflight']})
+    def test_a_server_that_cannot_be_snapshotted_says_why(self):
+        self.mock_preflight.side_effect = errors.ServerNotSnapshottable(
+            'server_1', 'ERROR')
+        res = self.client.get(create_url(self.server.id))
+        self.assertRedirectsNoFollow(
+            res, reverse('horizon:project:instances:index'))
+        self.assertMessageCount(error=1)
+
     @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
                                          'create_trust']})
     def test_submit_enqueues_a_run_of_the_ticked_drives_with_a_trust(self):

@@ -14,6 +14,7 @@ from snapshot_dashboard.content.snapshot_sets import forms as set_forms
 from snapshot_dashboard.content.snapshot_sets import rows
 from snapshot_dashboard.content.snapshot_sets import tables as set_tables
 from snapshot_dashboard.content.snapshot_sets import workflows as set_flows
+from snapshot_dashboard.orchestration import errors
 
 INDEX_URL = 'horizon:project:snapshot_sets:index'
 
@@ -85,8 +86,11 @@ class CreateView(workflows.WorkflowView):
         instance_id = self.kwargs['instance_id']
         try:
             preflight = api.preflight(self.request, instance_id)
-        except Exception:
+        except Exception as e:
+            # The orchestration's errors say why in the user's words.
             exceptions.handle(self.request,
+                              str(e) if isinstance(
+                                  e, errors.SnapshotSetError) else
                               _('Unable to read the instance and its '
                                 'drives.'),
                               redirect=reverse(
