@@ -1,13 +1,17 @@
 """Claiming runs and recording them, on the test database."""
 
 import datetime
+from unittest import mock
 
 from django.test import TestCase
 from django.utils import timezone
+from keystoneauth1 import exceptions as ks_exceptions
 
 from snapshot_dashboard import models
+from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import run as orchestration
 from snapshot_dashboard.worker import runs
+from snapshot_dashboard.worker import schedules
 
 
 def queued(server_id='server-1', **fields):
@@ -93,3 +97,48 @@ class EndTests(TestCase):
         run.refresh_from_db()
         self.assertEqual('window: thaw; deleted: volume snapshot s1; '
                          'could not undo: x', run.cleanup)
+
+
+class BrokenScheduleTests(TestCase):
+    def scheduled_run(self):
+        schedule = models.Schedule.objects.create(
+            project_id='p', user_id='u', server_id='server-1',
+            consistency='auto', timing='hourly', cron='0 * * * *',
+            name='hourly', keep_last=3, trust_id='trust-1',
+            next_run_at=timezone.now())
+        run = queued(schedule=schedule, trust_id='trust-1')
+        return schedule, run
+
+    def execute_failing_with(self, error):
+        schedule, run = self.scheduled_run()
+        executor = runs.Executor('worker-a', lambda trust: None, None)
+        with mock.patch.object(runs.orchestration, 'create_snapshot_set',
+                               side_effect=error), \
+                mock.patch.object(runs.Executor, '_delete_trust') as delete:
+            executor.execute(run)
+        schedule.refresh_from_db()
+        run.refresh_from_db()
+        return schedule, run, delete
+
+    def test_a_gone_server_breaks_the_schedule(self):
+        schedule, run, delete = self.execute_failing_with(
+            errors.ServerNotFound('server-1'))
+        self.assertEqual(run.state, models.FAILED)
+        self.assertIn('server is gone', schedule.broken_reason)
+        self.assertIsNone(schedule.next_run_at)
+        self.assertEqual([], schedules.fire_due(
+            timezone.now() + datetime.timedelta(days=1)))
+        # The schedule's trust is the schedule's: a run does not delete it.
+        delete.assert_not_called()
+
+    def test_a_gone_trust_breaks_the_schedule(self):
+        schedule, run, _ = self.execute_failing_with(
+            ks_exceptions.Unauthorized('trust not found'))
+        self.assertIn('trust', schedule.broken_reason)
+        self.assertIn('expired or was revoked', run.error)
+
+    def test_any_other_failure_leaves_the_schedule_running(self):
+        schedule, run, _ = self.execute_failing_with(
+            errors.QuotaExceeded([]))
+        self.assertEqual('', schedule.broken_reason)
+        self.assertIsNotNone(schedule.next_run_at)
