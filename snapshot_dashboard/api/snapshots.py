@@ -11,6 +11,7 @@ import functools
 import logging
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
@@ -163,13 +164,18 @@ def create_run(request, server_id, server_name, devices, name, description,
     """Enqueue a run for the worker, with a trust from the user to the
     service user that ends with the run."""
     trust = create_trust(request, datetime.timedelta(hours=RUN_TRUST_HOURS))
-    return models.SnapshotRun.objects.create(
-        project_id=request.user.project_id, user_id=request.user.id,
-        user_name=request.user.username, server_id=server_id,
-        server_name=server_name or '', devices=devices, name=name or '',
-        description=description or '', consistency=consistency,
-        trust_id=trust.id,
-        drives=dict.fromkeys(devices or [], models.QUEUED))
+    try:
+        return models.SnapshotRun.objects.create(
+            project_id=request.user.project_id, user_id=request.user.id,
+            user_name=request.user.username, server_id=server_id,
+            server_name=server_name or '', devices=devices, name=name or '',
+            description=description or '', consistency=consistency,
+            trust_id=trust.id,
+            drives=dict.fromkeys(devices or [], models.QUEUED))
+    except Exception:
+        # No run to act for: the permission goes too.
+        keystone.keystoneclient(request).trusts.delete(trust.id)
+        raise
 
 
 def create_trust(request, lifetime=None):
@@ -186,12 +192,12 @@ def create_trust(request, lifetime=None):
 
 def list_runs(request, include_ended_since=None):
     """The project's runs still in progress, and the failed ones since."""
-    runs = models.SnapshotRun.objects.filter(
-        project_id=request.user.project_id)
     since = include_ended_since or (timezone.now()
                                     - datetime.timedelta(days=1))
-    return [r for r in runs if r.state in (models.QUEUED, models.RUNNING)
-            or (r.state == models.FAILED and r.created_at >= since)]
+    return list(models.SnapshotRun.objects.filter(
+        project_id=request.user.project_id).filter(
+            Q(state__in=(models.QUEUED, models.RUNNING))
+            | Q(state=models.FAILED, created_at__gte=since)))
 
 
 def get_run(request, run_id):
@@ -223,12 +229,16 @@ def create_schedule(request, **fields):
     """A schedule with a trust from the user to the service user that lasts
     as long as the schedule (no expiry)."""
     trust = create_trust(request)
-    schedule = models.Schedule(
-        project_id=request.user.project_id, user_id=request.user.id,
-        user_name=request.user.username, trust_id=trust.id, **fields)
-    schedule.next_run_at = timing.next_fire(schedule.cron, schedule.timezone,
-                                            timezone.now())
-    schedule.save()
+    try:
+        schedule = models.Schedule(
+            project_id=request.user.project_id, user_id=request.user.id,
+            user_name=request.user.username, trust_id=trust.id, **fields)
+        schedule.next_run_at = timing.next_fire(
+            schedule.cron, schedule.timezone, timezone.now())
+        schedule.save()
+    except Exception:
+        keystone.keystoneclient(request).trusts.delete(trust.id)
+        raise
     return schedule
 
 
