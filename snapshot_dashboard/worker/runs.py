@@ -230,16 +230,19 @@ class Executor:
         the run again, or fail it after MAX_ATTEMPTS."""
         LOG.warning('Run %s lost its worker; recovering it', run.pk)
         try:
-            user_clients = self.clients(run)
-            closed = recovery.close_window(user_clients, run.server_id,
-                                           run.window)
-            deleted, failures = recovery.remove_leftovers(user_clients,
-                                                          str(run.pk))
-            copies = [r.split()[-1] for r in run.resources
-                      if r.startswith('remove capture ')]
-            if copies and (run.window or {}).get('agent'):
-                deleted += recovery.remove_copies(
-                    user_clients, run.server_id, run.window['agent'], copies)
+            # Beats too: waiting for Nova to let a pause go can be long.
+            with Heartbeat(run, self.worker, self.heartbeat_s):
+                user_clients = self.clients(run)
+                closed = recovery.close_window(user_clients, run.server_id,
+                                               run.window)
+                deleted, failures = recovery.remove_leftovers(
+                    user_clients, str(run.pk))
+                copies = [r.split()[-1] for r in run.resources
+                          if r.startswith('remove capture ')]
+                if copies and (run.window or {}).get('agent'):
+                    deleted += recovery.remove_copies(
+                        user_clients, run.server_id, run.window['agent'],
+                        copies)
         except Exception as e:
             LOG.exception('Recovering run %s failed', run.pk)
             self._end(run, models.FAILED, error=(
