@@ -103,8 +103,11 @@ def counter_lines(guest, device='vda'):
 
 
 def longest_gap(lines, since_uptime):
+    """The longest pause between lines written since ``since_uptime`` (0
+    with fewer than two: the freeze can come right after that time)."""
     times = [t for _, t in lines if t >= since_uptime]
-    return max(b - a for a, b in zip(times, times[1:], strict=False))
+    return max((b - a for a, b in zip(times, times[1:], strict=False)),
+               default=0)
 
 
 def test_no_token_is_401(agent, server):
