@@ -13,6 +13,8 @@ import uuid
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from snapshot_dashboard.orchestration import retention
+
 QUEUED = 'queued'
 RUNNING = 'running'
 SUCCEEDED = 'succeeded'
@@ -117,3 +119,10 @@ class Schedule(models.Model):
 
     def __str__(self):
         return self.name
+
+    def rules(self):
+        """The schedule's retention rules."""
+        return retention.Rules(keep_last=self.keep_last,
+                               keep_daily=self.keep_daily,
+                               keep_weekly=self.keep_weekly,
+                               keep_monthly=self.keep_monthly)

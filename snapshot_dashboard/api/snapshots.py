@@ -284,13 +284,7 @@ def retention_preview(request, schedule):
         created_at=timezone.now().isoformat(),
         schedule_id=str(schedule.id))
     doomed = retention.schedule_sets_to_delete(
-        mine + [upcoming], str(schedule.id), schedule_rules(schedule),
+        mine + [upcoming], str(schedule.id), schedule.rules(),
         schedule.timezone)
     return mine, [s for s in doomed if s.id != 'next']
 
-
-def schedule_rules(schedule):
-    return retention.Rules(keep_last=schedule.keep_last,
-                           keep_daily=schedule.keep_daily,
-                           keep_weekly=schedule.keep_weekly,
-                           keep_monthly=schedule.keep_monthly)

@@ -71,20 +71,13 @@ def mark_broken(schedule, reason):
         broken_reason=reason, next_run_at=None)
 
 
-def rules_of(schedule):
-    return retention.Rules(keep_last=schedule.keep_last,
-                           keep_daily=schedule.keep_daily,
-                           keep_weekly=schedule.keep_weekly,
-                           keep_monthly=schedule.keep_monthly)
-
-
 def prune(clients, schedule):
     """Delete the schedule's sets its retention does not keep, each whole
     (image and every snapshot); a failed delete does not stop the rest.
     Returns (deleted ids, failures)."""
     listed = sets.list_sets(clients, server_id=schedule.server_id)
     doomed = retention.schedule_sets_to_delete(
-        listed, str(schedule.pk), rules_of(schedule), schedule.timezone)
+        listed, str(schedule.pk), schedule.rules(), schedule.timezone)
     deleted, failures = [], []
     for snapshot_set in doomed:
         try:

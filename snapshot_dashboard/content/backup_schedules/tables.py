@@ -116,7 +116,7 @@ def next_run_words(schedule):
 
 
 def retention_words(schedule):
-    return api.schedule_rules(schedule).describe()
+    return schedule.rules().describe()
 
 
 def last_result(schedule):
