@@ -76,12 +76,18 @@ def wait(driver, condition, timeout_s=60):
         condition)
 
 
-def delete_row(driver, page, table, object_id):
-    """A row's Delete action from its actions menu, confirmed."""
+def open_row_menu(driver, page, object_id):
+    """The row of ``object_id`` on ``page``, its actions menu open."""
     driver.get(HORIZON + page)
     row = wait(driver, ec.presence_of_element_located(
         (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % object_id)))
     row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    return row
+
+
+def delete_row(driver, page, table, object_id):
+    """A row's Delete action from its actions menu, confirmed."""
+    row = open_row_menu(driver, page, object_id)
     row.find_element(By.CSS_SELECTOR, 'button[value="%s__delete__%s"]'
                      % (table, object_id)).click()
     wait(driver, ec.element_to_be_clickable(
@@ -103,10 +109,7 @@ def test_a_set_of_the_ticked_drives_from_the_instances_row_action(
     before = {s.id for s in sets.list_sets(demo, server_id=server.id)}
     log_in(browser, horizon)
 
-    browser.get(HORIZON + '/project/instances/')
-    row = wait(browser, ec.presence_of_element_located(
-        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % server.id)))
-    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    row = open_row_menu(browser, '/project/instances/', server.id)
     action = row.find_element(
         By.CSS_SELECTOR,
         'a[href="/project/snapshot_sets/create/%s/"]' % server.id)
@@ -217,10 +220,7 @@ def test_a_schedule_made_in_the_browser_fires_and_prunes(
     first set, whole. Then the schedule is deleted from its page."""
     server = server_by_name(demo, 'demo-volume')
     log_in(browser, horizon)
-    browser.get(HORIZON + '/project/instances/')
-    row = wait(browser, ec.presence_of_element_located(
-        (By.CSS_SELECTOR, 'tr[data-object-id="%s"]' % server.id)))
-    row.find_element(By.CSS_SELECTOR, '.dropdown-toggle').click()
+    row = open_row_menu(browser, '/project/instances/', server.id)
     row.find_element(By.CSS_SELECTOR, 'a[href="/project/backup_schedules/'
                      'create/%s/"]' % server.id).click()
     name = wait(browser, ec.visibility_of_element_located((By.ID, 'id_name')))

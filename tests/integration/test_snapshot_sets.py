@@ -39,6 +39,31 @@ def project_resources(admin, project_id):
     return images, snapshots
 
 
+def write_markers(guest):
+    """A new marker written to every drive of the guest, synced."""
+    guest.wait_until_answering()
+    marker = uuid.uuid4().hex
+    guest.shell('for d in /mnt/vd*; do echo %s-${d##*/} > $d/marker; done; '
+                'sync' % marker)
+    return marker
+
+
+def read_markers(guest, marker, count):
+    """The markers a guest booted from a set reads, once ``count`` are."""
+    guest.wait_until_answering()
+    return wait_for('the markers in the new guest', lambda: (
+        lambda out: out if out.count(marker) == count else None)(
+            guest.shell('cat /mnt/*/marker 2>/dev/null; true')),
+        timeout_s=60)
+
+
+def boot_from_set(openstack_cli, demo, set_id, flavor, name):
+    openstack_cli('demo', '--os-compute-api-version', '2.79', 'server',
+                  'create', '--flavor', flavor, '--image', set_id, '--nic',
+                  'none', '--wait', name)
+    return server_by_name(demo, name)
+
+
 @pytest.fixture
 def cleanup(demo):
     made = []
@@ -94,11 +119,7 @@ def test_a_subset_of_the_volume_backed_server(openstack_cli, demo, cleanup):
 def test_booting_the_set_recreates_every_volume_with_its_data(
         openstack_cli, demo, admin, cleanup):
     server = server_by_name(demo, 'demo-volume')
-    guest = Guest(admin, server.id)
-    guest.wait_until_answering()
-    marker = uuid.uuid4().hex
-    guest.shell('for d in /mnt/vd*; do echo %s-${d##*/} > $d/marker; done; '
-                'sync' % marker)
+    marker = write_markers(Guest(admin, server.id))
 
     shown = create(openstack_cli, 'demo', 'demo-volume', '--name',
                    'boot-test', '--consistency', 'crash')
@@ -107,10 +128,8 @@ def test_booting_the_set_recreates_every_volume_with_its_data(
     assert sorted((m['device_name'], m['boot_index']) for m in bdm) == [
         ('/dev/vda', 0), ('/dev/vdb', None)]
 
-    openstack_cli('demo', '--os-compute-api-version', '2.79', 'server',
-                  'create', '--flavor', 'snap.tiny-noeph', '--image',
-                  shown['id'], '--nic', 'none', '--wait', 'from-set')
-    clone = server_by_name(demo, 'from-set')
+    clone = boot_from_set(openstack_cli, demo, shown['id'],
+                          'snap.tiny-noeph', 'from-set')
     try:
         clone_volumes = attachments(demo, clone)
         assert sorted(clone_volumes) == ['/dev/vda', '/dev/vdb']
@@ -118,12 +137,7 @@ def test_booting_the_set_recreates_every_volume_with_its_data(
         for device, volume_id in clone_volumes.items():
             volume = demo.cinder.volumes.get(volume_id)
             assert by_snapshot[volume.snapshot_id] == device
-        clone_guest = Guest(admin, clone.id)
-        clone_guest.wait_until_answering()
-        seen = wait_for('the markers in the new guest', lambda: (
-            lambda out: out if out.count(marker) == 2 else None)(
-                clone_guest.shell('cat /mnt/*/marker 2>/dev/null; true')),
-            timeout_s=60)
+        seen = read_markers(Guest(admin, clone.id), marker, 2)
         assert sorted(seen.split()) == ['%s-vda' % marker,
                                         '%s-vdb' % marker]
     finally:
@@ -237,11 +251,7 @@ def test_application_consistency_through_the_agent(openstack_cli, demo,
 def test_the_agent_copies_root_and_ephemeral_in_the_freeze_and_it_boots(
         openstack_cli, demo, admin, cleanup):
     server = server_by_name(demo, 'demo-image')
-    guest = Guest(admin, server.id)
-    guest.wait_until_answering()
-    marker = uuid.uuid4().hex
-    guest.shell('for d in /mnt/vd*; do echo %s-${d##*/} > $d/marker; done; '
-                'sync' % marker)
+    marker = write_markers(Guest(admin, server.id))
     shown = create(openstack_cli, 'demo', 'demo-image', '--consistency',
                    'application', '--agent-url', 'http://127.0.0.1:9797')
     cleanup.append(shown['id'])
@@ -258,17 +268,10 @@ def test_the_agent_copies_root_and_ephemeral_in_the_freeze_and_it_boots(
     assert (ephemeral['status'], ephemeral['disk_format']) == (
         'active', 'qcow2')
 
-    openstack_cli('demo', '--os-compute-api-version', '2.79', 'server',
-                  'create', '--flavor', 'snap.tiny', '--image',
-                  shown['id'], '--nic', 'none', '--wait', 'from-agent-set')
-    clone = server_by_name(demo, 'from-agent-set')
+    clone = boot_from_set(openstack_cli, demo, shown['id'], 'snap.tiny',
+                          'from-agent-set')
     try:
-        clone_guest = Guest(admin, clone.id)
-        clone_guest.wait_until_answering()
-        seen = wait_for('the markers in the new guest', lambda: (
-            lambda out: out if out.count(marker) == 3 else None)(
-                clone_guest.shell('cat /mnt/*/marker 2>/dev/null; true')),
-            timeout_s=60)
+        seen = read_markers(Guest(admin, clone.id), marker, 3)
         # The root from the agent's copy, the volumes from their snapshots
         # (the flavor's ephemeral disk starts blank, as Nova makes it).
         assert sorted(seen.split()) == ['%s-%s' % (marker, d) for d in
