@@ -113,8 +113,8 @@ class CreateSnapshotSet(_SetCommand, command.ShowOne):
                 consistency=parsed_args.consistency,
                 budget_s=parsed_args.budget, wait=parsed_args.wait,
                 progress=self._progress, clock=self.clock,
-                agents=(agent.AgentLocator(parsed_args.agent_url)
-                        if parsed_args.agent_url else None))
+                agent_locator=(agent.AgentLocator(parsed_args.agent_url)
+                               if parsed_args.agent_url else None))
         except errors.SnapshotSetError as e:
             raise exceptions.CommandError(str(e)) from e
         return _details(snapshot_set)

@@ -12,7 +12,8 @@ panels, the worker and the CLI. No Django here; usable from a plain shell::
 
 from snapshot_dashboard.orchestration.clients import Clients
 from snapshot_dashboard.orchestration.errors import SnapshotSetError
-from snapshot_dashboard.orchestration.run import Event
+from snapshot_dashboard.orchestration.preflight import Preflight
+from snapshot_dashboard.orchestration.progress import Event
 from snapshot_dashboard.orchestration.run import create_snapshot_set
 from snapshot_dashboard.orchestration.run import plan_snapshot_set
 from snapshot_dashboard.orchestration.sets import SnapshotSet
@@ -23,7 +24,7 @@ from snapshot_dashboard.orchestration.window import LEVEL_HELP
 from snapshot_dashboard.orchestration.window import LEVELS
 
 __all__ = [
-    'Clients', 'Event', 'LEVELS', 'LEVEL_HELP', 'SnapshotSet',
+    'Clients', 'Event', 'LEVELS', 'LEVEL_HELP', 'Preflight', 'SnapshotSet',
     'SnapshotSetError', 'create_snapshot_set', 'delete_set', 'get_set',
     'list_sets', 'plan_snapshot_set',
 ]

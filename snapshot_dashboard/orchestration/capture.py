@@ -19,12 +19,23 @@ from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import package as packaging
 from snapshot_dashboard.orchestration import plan as planning
+from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import properties
+from snapshot_dashboard.orchestration import window as windows
 
 LOG = logging.getLogger(__name__)
 
-# Metadata on every volume snapshot and image a run creates: a crashed run's
-# leftovers can be found, and a set deletes only what it made.
-RUN_KEY = 'snapshot_set_run'
+
+@dataclasses.dataclass
+class RunContext:
+    """What the capturers need to name and tag what they create."""
+
+    run_id: str
+    server_id: str
+    clock: object = windows.Clock
+    set_name: str = ''
+    description: str = ''
+    lease_id: str | None = None  # the agent's lease, while the window holds
 
 
 @dataclasses.dataclass
@@ -42,9 +53,10 @@ class Capture:
 class Capturer:
     name = None
 
-    def package(self, captures, snapshot_set, plan, properties, rollback):
+    def package(self, captures, snapshot_set, plan, set_properties,
+                rollback):
         """After the window: write what the set's images need. Returns True
-        if it wrote the set's own image (with ``properties``)."""
+        if it wrote the set's own image (with ``set_properties``)."""
         return False
 
 
@@ -67,10 +79,10 @@ class VolumeSnapshotCapturer(Capturer):
             device.volume_id, force=True,
             name='%s %s' % (context.set_name, device.name),
             description=context.description,
-            metadata={RUN_KEY: context.run_id,
-                      'snapshot_set_device': device.name,
-                      'snapshot_set_server': context.server_id})
-        rollback.add('delete volume snapshot %s' % snapshot.id,
+            metadata={properties.RUN: context.run_id,
+                      properties.DEVICE: device.name,
+                      properties.SERVER: context.server_id})
+        rollback.add(progress.Resource(progress.VOLUME_SNAPSHOT, snapshot.id),
                      delete_volume_snapshot, self.cinder, snapshot.id,
                      context.clock)
         return Capture(device=device, snapshot_id=snapshot.id,
@@ -116,17 +128,18 @@ class NovaImageCapturer(Capturer):
     def begin(self, device, rollback):
         image_id = self.nova.servers.create_image(
             self.context.server_id, self.context.set_name,
-            metadata={RUN_KEY: self.context.run_id})
+            metadata={properties.RUN: self.context.run_id})
         image_id = str(image_id)
-        rollback.add('delete image %s' % image_id,
+        rollback.add(progress.Resource(progress.IMAGE, image_id),
                      delete_image, self.glance, image_id)
         return Capture(device=device, image_id=image_id,
                        captured_by=self.name)
 
-    def package(self, captures, snapshot_set, plan, properties, rollback):
+    def package(self, captures, snapshot_set, plan, set_properties,
+                rollback):
         if not any(c.image_id == snapshot_set.id for c in captures):
             return False
-        self.glance.images.update(snapshot_set.id, **properties)
+        self.glance.images.update(snapshot_set.id, **set_properties)
         return True
 
     def reached(self, capture):
@@ -189,7 +202,7 @@ class AgentDiskCapturer(Capturer):
                 'The compute-side agent could not copy %s: %s'
                 % (', '.join(d.name for d in devices), e)) from e
         self.capture_id = taken['id']
-        rollback.add('remove capture %s' % taken['id'],
+        rollback.add(progress.Resource(progress.AGENT_COPY, taken['id']),
                      self.agent.delete_capture, server_id, taken['id'])
         formats = {d['device']: d['format'] for d in taken['drives']}
         return [Capture(device=d, image_id=str(uuid.uuid4()),
@@ -200,7 +213,8 @@ class AgentDiskCapturer(Capturer):
         # The backup job fixed the instant before begin_all returned.
         return True
 
-    def package(self, captures, snapshot_set, plan, properties, rollback):
+    def package(self, captures, snapshot_set, plan, set_properties,
+                rollback):
         """Create one image per copy, the root's being the set's image with
         the base image's properties (as Nova's snapshot inherits them), and
         have the agent upload into them: the set's image last, so it turns
@@ -209,12 +223,13 @@ class AgentDiskCapturer(Capturer):
         uploads = []
         for c in sorted(captures, key=lambda c: c.image_id == snapshot_set.id):
             if c.image_id == snapshot_set.id:
-                meta = dict(self._base_properties(plan), **properties)
+                meta = dict(self._base_properties(plan), **set_properties)
                 meta['base_image_ref'] = plan.image_id or ''
                 wrote_set = True
             else:
-                meta = {'image_type': 'snapshot', RUN_KEY: snapshot_set.run_id,
-                        MEMBER_OF: snapshot_set.id,
+                meta = {'image_type': 'snapshot',
+                        properties.RUN: snapshot_set.run_id,
+                        properties.MEMBER_OF: snapshot_set.id,
                         'instance_uuid': plan.server_id}
             self.glance.images.create(
                 id=c.image_id, disk_format=c.disk_format,
@@ -222,7 +237,7 @@ class AgentDiskCapturer(Capturer):
                 if c.image_id != snapshot_set.id else snapshot_set.name,
                 container_format='bare', visibility='private',
                 min_disk=c.device.size_gb, **meta)
-            rollback.add('delete image %s' % c.image_id,
+            rollback.add(progress.Resource(progress.IMAGE, c.image_id),
                          delete_image, self.glance, c.image_id)
             uploads.append((_dev(c.device.name), c.image_id))
         try:
@@ -264,8 +279,6 @@ GLANCE_CORE = frozenset({
     'image_type', 'base_image_ref', 'owner_specified.openstack.md5',
     'owner_specified.openstack.sha256', 'owner_specified.openstack.object',
 })
-# On an image a set holds besides its own: the set's id.
-MEMBER_OF = 'snapshot_set_member_of'
 
 
 def delete_volume_snapshot(cinder, snapshot_id, clock, settle_s=300):
@@ -294,24 +307,51 @@ def delete_image(glance, image_id):
         pass
 
 
-def capturers(clients, context, agent=None, agent_status=None):
-    """The capturers available, in order of preference: the agent's copy
-    of local drives where its report says it can, else Nova's createImage.
-    """
+@dataclasses.dataclass
+class Capturers:
+    """How a server's drives can be captured: its compute-side agent (None
+    where there is none, or it cannot be found), what the agent said of the
+    server (None where it could not be asked), and the capturers, in order
+    of preference."""
+
+    agent: agent_module.AgentClient | None
+    agent_status: dict | None
+    capturers: list
+
+    def __iter__(self):
+        return iter(self.capturers)
+
+    def for_device(self, device):
+        """The first capturer that can take ``device``, and why none can."""
+        reasons = []
+        for capturer in self.capturers:
+            reason = capturer.cannot_capture(device)
+            if reason is None:
+                return capturer, None
+            reasons.append(reason)
+        return None, reasons[-1] if reasons else 'no capturer'
+
+    def cannot_capture(self, device):
+        """Why no capturer can take ``device``, or None."""
+        return self.for_device(device)[1]
+
+
+def locate(clients, context, agent_locator=None):
+    """Find the server's agent with ``agent_locator`` (an AgentLocator, or
+    None where no agent runs), ask it about the server, and line up the
+    capturers: the agent's copy of local drives where its report says it
+    can, else Nova's createImage; Cinder's snapshots for volumes."""
+    agent = None
+    if agent_locator is not None:
+        try:
+            agent = agent_locator.for_server(clients, context.server_id)
+        except Exception:
+            LOG.exception('Could not locate the agent of %s',
+                          context.server_id)
+    status = agent_module.probe(agent, context.server_id)
     available = [VolumeSnapshotCapturer(clients, context)]
-    if agent is not None and agent_status is not None:
+    if agent is not None and status is not None:
         available.append(AgentDiskCapturer(
-            clients, context, agent, agent_status.get('local_drives') or []))
+            clients, context, agent, status.get('local_drives') or []))
     available.append(NovaImageCapturer(clients, context))
-    return available
-
-
-def capturer_for(available, device):
-    """The first capturer that can take ``device``, and why none can."""
-    reasons = []
-    for capturer in available:
-        reason = capturer.cannot_capture(device)
-        if reason is None:
-            return capturer, None
-        reasons.append(reason)
-    return None, reasons[-1] if reasons else 'no capturer'
+    return Capturers(agent=agent, agent_status=status, capturers=available)

@@ -9,6 +9,8 @@ snapshot.
 
 import json
 
+from snapshot_dashboard.orchestration import properties
+
 # Every field of Nova's image mapping (BlockDeviceDict._fields without
 # connection_info); the ones a volume snapshot does not set are None.
 NOVA_IMAGE_MAPPING_FIELDS = (
@@ -32,19 +34,7 @@ NOT_INHERITED = frozenset({
     'img_signature_hash_method', 'img_signature_key_type',
     'img_signature_certificate_uuid',
 })
-NOT_INHERITED_PREFIXES = ('os_glance', 'snapshot_set_')
-
-# Our own properties, all prefixed so they never meet Nova's or Glance's.
-SET_ID = 'snapshot_set_id'
-SET_RUN = 'snapshot_set_run'
-SET_SERVER = 'snapshot_set_server'
-SET_CONSISTENCY = 'snapshot_set_consistency'
-SET_REQUESTED = 'snapshot_set_requested_consistency'
-SET_WINDOW_MS = 'snapshot_set_window_ms'
-SET_DEVICES = 'snapshot_set_devices'
-SET_EXCLUDED = 'snapshot_set_excluded'
-SET_BOOTABLE = 'snapshot_set_bootable'
-SET_SCHEDULE = 'snapshot_set_schedule'
+NOT_INHERITED_PREFIXES = ('os_glance', properties.PREFIX)
 
 
 def volume_snapshot_mapping(device, snapshot_id):
@@ -73,31 +63,31 @@ def inherited_properties(root_image_properties):
 
 def image_properties(snapshot_set, plan):
     """All properties of the set's image, as the strings Glance stores."""
-    properties = inherited_properties(plan.root_image_properties)
+    written = inherited_properties(plan.root_image_properties)
     devices = {device.name: device for device in plan.devices}
     mappings = [volume_snapshot_mapping(devices[drive.name],
                                         drive.snapshot_id)
                 for drive in snapshot_set.drives if drive.snapshot_id]
     if mappings:
         # Nova writes both only when there is a mapping.
-        properties['block_device_mapping'] = json.dumps(mappings)
-        properties['bdm_v2'] = 'True'
-    properties.update({
+        written['block_device_mapping'] = json.dumps(mappings)
+        written['bdm_v2'] = 'True'
+    written.update({
         'root_device_name': plan.root_device_name,
         'image_type': 'snapshot',
         'instance_uuid': plan.server_id,
-        SET_ID: snapshot_set.id,
-        SET_RUN: snapshot_set.run_id,
-        SET_SERVER: plan.server_id,
-        SET_CONSISTENCY: snapshot_set.consistency,
-        SET_REQUESTED: snapshot_set.requested_consistency,
-        SET_WINDOW_MS: str(snapshot_set.window_ms),
-        SET_DEVICES: json.dumps([drive.to_dict()
-                                 for drive in snapshot_set.drives]),
-        SET_BOOTABLE: str(plan.bootable),
+        properties.SET_ID: snapshot_set.id,
+        properties.RUN: snapshot_set.run_id,
+        properties.SERVER: plan.server_id,
+        properties.CONSISTENCY: snapshot_set.consistency,
+        properties.REQUESTED: snapshot_set.requested_consistency,
+        properties.WINDOW_MS: str(snapshot_set.window_ms),
+        properties.DEVICES: json.dumps([drive.to_dict()
+                                        for drive in snapshot_set.drives]),
+        properties.BOOTABLE: str(plan.bootable),
     })
     if snapshot_set.excluded:
-        properties[SET_EXCLUDED] = json.dumps(snapshot_set.excluded)
+        written[properties.EXCLUDED] = json.dumps(snapshot_set.excluded)
     if snapshot_set.schedule_id:
-        properties[SET_SCHEDULE] = snapshot_set.schedule_id
-    return properties
+        written[properties.SCHEDULE] = snapshot_set.schedule_id
+    return written

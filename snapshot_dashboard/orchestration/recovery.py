@@ -14,7 +14,7 @@ from novaclient import exceptions as nova_exceptions
 
 from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
-from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import window as windows
 
 LOG = logging.getLogger(__name__)
@@ -59,9 +59,9 @@ def remove_leftovers(clients, run_id):
     Returns what was deleted and what could not be."""
     deleted, failures = [], []
     snapshots = clients.cinder.volume_snapshots.list(
-        detailed=True, search_opts={'metadata': {capture.RUN_KEY: run_id}})
+        detailed=True, search_opts={'metadata': {properties.RUN: run_id}})
     for snapshot in snapshots:
-        if (snapshot.metadata or {}).get(capture.RUN_KEY) != run_id:
+        if (snapshot.metadata or {}).get(properties.RUN) != run_id:
             continue  # a Cinder without the metadata filter lists all
         try:
             capture.delete_volume_snapshot(clients.cinder, snapshot.id,
@@ -69,9 +69,9 @@ def remove_leftovers(clients, run_id):
             deleted.append('volume snapshot %s' % snapshot.id)
         except cinder_exceptions.ClientException as e:
             failures.append('volume snapshot %s: %s' % (snapshot.id, e))
-    images = clients.glance.images.list(filters={package.SET_RUN: run_id})
+    images = clients.glance.images.list(filters={properties.RUN: run_id})
     for image in images:
-        if image.get(package.SET_RUN) != run_id:
+        if image.get(properties.RUN) != run_id:
             continue
         try:
             capture.delete_image(clients.glance, image['id'])

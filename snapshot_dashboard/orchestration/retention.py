@@ -78,13 +78,31 @@ def to_delete(snapshot_sets, rules, timezone='UTC',
     return [s for when, key, s in reversed(dated) if key not in keep]
 
 
+@dataclasses.dataclass(frozen=True)
+class UpcomingSet:
+    """The set a schedule will take next, counted as its newest."""
+
+    created_at: datetime.datetime
+    id: str = '(next set)'
+    schedule_id: str | None = None
+
+
 def schedule_sets_to_delete(snapshot_sets, schedule_id, rules,
-                            timezone='UTC'):
+                            timezone='UTC', upcoming_at=None):
     """The sets of schedule ``schedule_id`` that ``rules`` do not keep.
-    Sets taken by hand, or by another schedule, are never among them."""
+    Sets taken by hand, or by another schedule, are never among them.
+
+    With ``upcoming_at`` (an aware datetime), the sets the rules will not
+    keep once the schedule's next set is taken then: what the schedule's
+    page shows will go after its next run.
+    """
     mine = [s for s in snapshot_sets
             if schedule_id and getattr(s, 'schedule_id', None) == schedule_id]
-    return to_delete(mine, rules, timezone)
+    if upcoming_at is not None:
+        mine.append(UpcomingSet(created_at=upcoming_at,
+                                schedule_id=schedule_id))
+    return [s for s in to_delete(mine, rules, timezone)
+            if not isinstance(s, UpcomingSet)]
 
 
 def _when(value):

@@ -10,7 +10,6 @@ import concurrent.futures
 import dataclasses
 import datetime
 import io
-import json
 import logging
 import threading
 import uuid
@@ -18,12 +17,12 @@ import uuid
 from glanceclient import exc as glance_exceptions
 from oslo_utils import excutils
 
-from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import package
 from snapshot_dashboard.orchestration import plan as planning
 from snapshot_dashboard.orchestration import preflight
+from snapshot_dashboard.orchestration import progress as steps
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window as windows
 
@@ -34,38 +33,12 @@ POLL_S = 0.1
 UPLOAD_TIMEOUT_S = 3600
 STALLED_UPLOAD_S = 60
 
-STARTED = 'started'
-DONE = 'done'
-FAILED = 'failed'
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """One step's state, as handed to the progress callback."""
-
-    step: str
-    state: str
-    device: str | None = None
-    detail: str | None = None
-
-
-@dataclasses.dataclass
-class RunContext:
-    """What the capturers need to name and tag what they create."""
-
-    run_id: str
-    server_id: str
-    clock: object = windows.Clock
-    set_name: str = ''
-    description: str = ''
-    lease_id: str | None = None  # the agent's lease, while the window holds
-
 
 class Rollback:
     """Undo callables, run newest first; failures are kept, not raised.
 
-    ``on_add(description)`` hears of every undo registered: each is a
-    resource created, for a durable record of the run.
+    ``on_add(resource)`` hears of every undo registered: each removes a
+    ``progress.Resource`` created, for a durable record of the run.
     """
 
     def __init__(self, on_add=None):
@@ -74,27 +47,27 @@ class Rollback:
         self.failures = []
         self.on_add = on_add
 
-    def add(self, description, undo, *args):
+    def add(self, resource, undo, *args):
         with self._lock:
-            self._undos.append((description, undo, args))
+            self._undos.append((resource, undo, args))
         if self.on_add is not None:
-            self.on_add(description)
+            self.on_add(resource)
 
     def run(self):
         while self._undos:
-            description, undo, args = self._undos.pop()
+            resource, undo, args = self._undos.pop()
             try:
                 undo(*args)
             except Exception as e:
-                LOG.exception('Rollback step failed: %s', description)
-                self.failures.append('%s: %s' % (description, e))
+                LOG.exception('Rollback could not remove %s', resource)
+                self.failures.append('%s: %s' % (resource, e))
 
 
-def _report(progress, step, state, device=None, detail=None):
+def _report(progress, step, state, **fields):
     if progress is None:
         return
     try:
-        progress(Event(step, state, device, detail))
+        progress(steps.Event(step, state, **fields))
     except Exception:
         LOG.exception('Progress callback failed on %s %s', step, state)
 
@@ -105,100 +78,86 @@ def default_set_name(plan, now=None):
                       now.strftime('%Y-%m-%dT%H:%M:%SZ'))
 
 
-def plan_snapshot_set(clients, server_id, devices=None, available=None,
-                      agents=None):
-    """The plan for ``devices`` (None: every drive that can be captured),
-    with the capturers ``available``, or those the server's agent (found
-    with ``agents``) and the cloud offer."""
-    if available is None:
-        agent = _agent_of(agents, clients, server_id)
-        available = capture.capturers(clients, RunContext('', server_id),
-                                      agent,
-                                      agent_module.probe(agent, server_id))
-    return planning.load_plan(
-        clients, server_id, selection=devices,
-        cannot_capture=lambda d: capture.capturer_for(available, d)[1])
+def plan_snapshot_set(clients, server_id, devices=None, capturers=None,
+                      agent_locator=None):
+    """The plan for ``devices`` (None: every drive that can be captured)
+    with ``capturers`` (a capture.Capturers), or those the server's agent
+    (found with ``agent_locator``) and the cloud offer."""
+    if capturers is None:
+        capturers = capture.locate(clients, capture.RunContext('', server_id),
+                                   agent_locator)
+    return planning.load_plan(clients, server_id, selection=devices,
+                              cannot_capture=capturers.cannot_capture)
 
 
 def create_snapshot_set(clients, server_id, devices=None, name=None,
                         description='', consistency=windows.AUTO,
                         budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
-                        clock=windows.Clock, agents=None, run_id=None,
+                        clock=windows.Clock, agent_locator=None, run_id=None,
                         schedule_id=None):
     """Take one snapshot set of a server and return it.
 
     Returns when every drive is captured and the set's image is written;
     with ``wait`` only once the set is usable (the root image uploaded).
-    ``agents`` (an AgentLocator) finds the server's compute-side agent.
-    ``run_id`` tags everything the run creates (a new id by default): a
-    durable run passes its own, so ``recovery`` can find its leftovers.
-    ``schedule_id`` marks the set as the schedule's, for its retention.
+    ``agent_locator`` (an AgentLocator) finds the server's compute-side
+    agent. ``run_id`` tags everything the run creates (a new id by
+    default): a durable run passes its own, so ``recovery`` can find its
+    leftovers. ``schedule_id`` marks the set as the schedule's, for its
+    retention. ``progress`` hears every step as a ``progress.Event``.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
-    _report(progress, 'plan', STARTED)
-    context = RunContext(run_id or str(uuid.uuid4()), server_id, clock=clock,
-                         description=description or '')
-    agent = _agent_of(agents, clients, server_id)
-    agent_status = agent_module.probe(agent, server_id)
-    available = capture.capturers(clients, context, agent, agent_status)
-    plan = plan_snapshot_set(clients, server_id, devices, available)
+    _report(progress, steps.PLAN, steps.STARTED)
+    context = capture.RunContext(run_id or str(uuid.uuid4()), server_id,
+                                 clock=clock, description=description or '')
+    capturers = capture.locate(clients, context, agent_locator)
+    plan = plan_snapshot_set(clients, server_id, devices, capturers)
     context.set_name = name or default_set_name(plan)
-    _report(progress, 'plan', DONE,
-            detail=', '.join(d.name for d in plan.devices))
+    _report(progress, steps.PLAN, steps.DONE,
+            drives=tuple(d.name for d in plan.devices))
 
-    _report(progress, 'preflight', STARTED)
+    _report(progress, steps.PREFLIGHT, steps.STARTED)
     window = windows.choose_window(consistency, plan, clients, clock=clock,
-                                   agent=agent, budget_s=budget_s,
-                                   agent_status=agent_status)
+                                   agent=capturers.agent, budget_s=budget_s,
+                                   agent_status=capturers.agent_status)
     short = [c for c in preflight.check_quotas(clients, plan) if not c.ok]
     if short:
         raise errors.QuotaExceeded(short)
-    _report(progress, 'preflight', DONE, detail=window.description)
+    _report(progress, steps.PREFLIGHT, steps.DONE,
+            message=window.description)
 
-    rollback = Rollback(on_add=lambda what: _report(
-        progress, 'resource', STARTED, detail=what))
+    rollback = Rollback(on_add=lambda resource: _report(
+        progress, steps.RESOURCE, steps.DONE, resource=resource))
     try:
-        captures, window_ms = _capture(plan, window, available, rollback,
+        captures, window_ms = _capture(plan, window, capturers, rollback,
                                        budget_s, context, progress)
         level = windows.achieved(window, consistency)
         _check_still_attached(clients, plan)
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency)
         snapshot_set.schedule_id = schedule_id
-        _report(progress, 'package', STARTED)
+        _report(progress, steps.PACKAGE, steps.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
-                                available, rollback)
-        _report(progress, 'package', DONE, detail=snapshot_set.id)
+                                capturers, rollback)
+        _report(progress, steps.PACKAGE, steps.DONE, set_id=snapshot_set.id)
         if wait:
-            _report(progress, 'upload', STARTED)
+            _report(progress, steps.UPLOAD, steps.STARTED)
             snapshot_set = wait_until_usable(
                 clients, snapshot_set, clock,
-                upload_error=lambda: _upload_error(available))
-            _report(progress, 'upload', DONE)
+                upload_error=lambda: _upload_error(capturers))
+            _report(progress, steps.UPLOAD, steps.DONE)
     except BaseException as e:
         with excutils.save_and_reraise_exception():
-            _report(progress, 'rollback', STARTED, detail=str(e))
+            _report(progress, steps.ROLLBACK, steps.STARTED, message=str(e))
             rollback.run()
             e.rollback_failures = rollback.failures
-            _report(progress, 'rollback',
-                    FAILED if rollback.failures else DONE,
-                    detail='; '.join(rollback.failures) or None)
+            _report(progress, steps.ROLLBACK,
+                    steps.FAILED if rollback.failures else steps.DONE,
+                    message='; '.join(rollback.failures) or None)
     return snapshot_set
 
 
-def _agent_of(agents, clients, server_id):
-    """The server's agent client, or None (no agent, or not findable)."""
-    if agents is None:
-        return None
-    try:
-        return agents.for_server(clients, server_id)
-    except Exception:
-        LOG.exception('Could not locate the agent of %s', server_id)
-        return None
-
-
-def _upload_error(available):
-    for capturer in available:
+def _upload_error(capturers):
+    for capturer in capturers:
         check = getattr(capturer, 'upload_error', None)
         if check is not None and getattr(capturer, 'capture_id', None):
             error = check()
@@ -231,30 +190,33 @@ def _begin_all(plan, by_device, rollback):
     return sorted(captures, key=lambda c: order.index(c.device.name))
 
 
-def _capture(plan, window, available, rollback, budget_s, context,
+def _capture(plan, window, capturers, rollback, budget_s, context,
              progress):
     """Open the window, initiate every capture in parallel, wait for every
     instant, close the window. Returns the captures and the window in ms."""
     clock = context.clock
-    _report(progress, 'open-window', STARTED, detail=window.description)
+    _report(progress, steps.OPEN_WINDOW, steps.STARTED,
+            message=window.description)
     try:
         window.open()
         opened = clock.now()
         context.lease_id = (getattr(window, 'lease', None) or {}).get('id')
-        _report(progress, 'open-window', DONE,
-                detail=json.dumps(window.record()))
-        by_device = {d.name: capture.capturer_for(available, d)[0]
+        _report(progress, steps.OPEN_WINDOW, steps.DONE,
+                window=window.record())
+        by_device = {d.name: capturers.for_device(d)[0]
                      for d in plan.devices}
         captures = _begin_all(plan, by_device, rollback)
         for c in captures:
-            _report(progress, 'capture', STARTED, device=c.device.name)
+            _report(progress, steps.CAPTURE, steps.STARTED,
+                    device=c.device.name)
         pending = list(captures)
         while pending:
             for c in list(pending):
                 if by_device[c.device.name].reached(c):
                     c.reached_at = clock.now()
                     pending.remove(c)
-                    _report(progress, 'capture', DONE, device=c.device.name)
+                    _report(progress, steps.CAPTURE, steps.DONE,
+                            device=c.device.name)
             if pending:
                 if clock.now() - opened >= budget_s:
                     raise errors.WindowTimeout(
@@ -262,19 +224,20 @@ def _capture(plan, window, available, rollback, budget_s, context,
                 clock.sleep(POLL_S)
     except BaseException:
         with excutils.save_and_reraise_exception():
-            _report(progress, 'close-window', STARTED)
+            _report(progress, steps.CLOSE_WINDOW, steps.STARTED)
             try:
                 window.close()
             except Exception as e:
                 LOG.exception('Closing the window after a failure failed')
-                _report(progress, 'close-window', FAILED, detail=str(e))
+                _report(progress, steps.CLOSE_WINDOW, steps.FAILED,
+                        message=str(e))
             else:
-                _report(progress, 'close-window', DONE)
-    _report(progress, 'close-window', STARTED)
+                _report(progress, steps.CLOSE_WINDOW, steps.DONE)
+    _report(progress, steps.CLOSE_WINDOW, steps.STARTED)
     window.close()
     context.lease_id = None
     window_ms = int(round((clock.now() - opened) * 1000))
-    _report(progress, 'close-window', DONE, detail='%d ms' % window_ms)
+    _report(progress, steps.CLOSE_WINDOW, steps.DONE, window_ms=window_ms)
     for c in captures:
         c.reached_at = int(round((c.reached_at - opened) * 1000))
     return captures, window_ms
@@ -313,24 +276,24 @@ def _snapshot_set(plan, captures, level, window_ms, context, requested):
         bootable=plan.bootable)
 
 
-def _package(clients, plan, snapshot_set, captures, available, rollback):
+def _package(clients, plan, snapshot_set, captures, capturers, rollback):
     """Write the set's image: the capturer of the root writes it with the
     set's properties; without a root image, a new image without data
     carries them (as Nova does for a volume-backed server)."""
-    properties = package.image_properties(snapshot_set, plan)
+    set_properties = package.image_properties(snapshot_set, plan)
     wrote_set = False
-    for capturer in available:
+    for capturer in capturers:
         mine = [c for c in captures if c.captured_by == capturer.name]
-        if mine and capturer.package(mine, snapshot_set, plan, properties,
-                                     rollback):
+        if mine and capturer.package(mine, snapshot_set, plan,
+                                     set_properties, rollback):
             wrote_set = True
     if wrote_set:
         return snapshot_set
     glance = clients.glance
     glance.images.create(
         id=snapshot_set.id, name=snapshot_set.name, disk_format='raw',
-        container_format='bare', visibility='private', **properties)
-    rollback.add('delete image %s' % snapshot_set.id,
+        container_format='bare', visibility='private', **set_properties)
+    rollback.add(steps.Resource(steps.IMAGE, snapshot_set.id),
                  capture.delete_image, glance, snapshot_set.id)
     glance.images.upload(snapshot_set.id, io.BytesIO(b''), image_size=0)
     if any(d.image_id for d in snapshot_set.drives):

@@ -14,7 +14,7 @@ from glanceclient import exc as glance_exceptions
 
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import properties
 
 LOG = logging.getLogger(__name__)
 
@@ -85,23 +85,23 @@ class SnapshotSet:
     @classmethod
     def from_image(cls, image):
         """The set an image holds, or None if the image is not a set."""
-        if image.get(package.SET_ID) != image['id']:
+        if image.get(properties.SET_ID) != image['id']:
             return None
         return cls(
             id=image['id'], name=image.get('name') or '',
-            server_id=image.get(package.SET_SERVER, ''),
-            run_id=image.get(package.SET_RUN, ''),
-            consistency=image.get(package.SET_CONSISTENCY, ''),
-            requested_consistency=image.get(package.SET_REQUESTED, ''),
-            window_ms=int(image.get(package.SET_WINDOW_MS) or 0),
+            server_id=image.get(properties.SERVER, ''),
+            run_id=image.get(properties.RUN, ''),
+            consistency=image.get(properties.CONSISTENCY, ''),
+            requested_consistency=image.get(properties.REQUESTED, ''),
+            window_ms=int(image.get(properties.WINDOW_MS) or 0),
             drives=[Drive.from_dict(d) for d in
-                    json.loads(image.get(package.SET_DEVICES) or '[]')],
-            excluded=json.loads(image.get(package.SET_EXCLUDED) or '[]'),
-            bootable=image.get(package.SET_BOOTABLE) == 'True',
+                    json.loads(image.get(properties.DEVICES) or '[]')],
+            excluded=json.loads(image.get(properties.EXCLUDED) or '[]'),
+            bootable=image.get(properties.BOOTABLE) == 'True',
             created_at=image.get('created_at'),
             status=IMAGE_STATUSES.get(image.get('status'), ERROR),
             project_id=image.get('owner'),
-            schedule_id=image.get(package.SET_SCHEDULE))
+            schedule_id=image.get(properties.SCHEDULE))
 
     @property
     def snapshot_ids(self):
@@ -126,7 +126,7 @@ def list_sets(clients, server_id=None, all_projects=False):
     if not all_projects:
         filters['owner'] = clients.project_id
     if server_id:
-        filters[package.SET_SERVER] = server_id
+        filters[properties.SERVER] = server_id
     images = clients.glance.images.list(
         filters=filters, sort_key='created_at', sort_dir='desc',
         page_size=LIST_PAGE_SIZE)
@@ -172,7 +172,7 @@ def delete_set(clients, set_id, any_project=False):
     for snapshot_id in snapshot_set.snapshot_ids:
         try:
             snapshot = clients.cinder.volume_snapshots.get(snapshot_id)
-            if snapshot.metadata.get(capture.RUN_KEY) != snapshot_set.run_id:
+            if snapshot.metadata.get(properties.RUN) != snapshot_set.run_id:
                 LOG.warning('Snapshot %s is not part of set %s; kept.',
                             snapshot_id, set_id)
                 continue
@@ -188,7 +188,7 @@ def delete_set(clients, set_id, any_project=False):
             image = clients.glance.images.get(drive.image_id)
         except glance_exceptions.HTTPNotFound:
             continue
-        if image.get(capture.RUN_KEY) != snapshot_set.run_id:
+        if image.get(properties.RUN) != snapshot_set.run_id:
             LOG.warning('Image %s is not part of set %s; kept.',
                         drive.image_id, set_id)
             continue

@@ -1,7 +1,7 @@
 """Recovering a run whose process died: its window closed, what it made
 (and only that) deleted."""
 
-from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import recovery
 from tests.unit import fakes
 
@@ -13,8 +13,8 @@ def left_by_a_dead_run(cloud, server, run_id):
     cloud.tick()
     volume = cloud.attachments[server][0]['volumeId']
     snapshot = cloud.cinder.volume_snapshots.create(
-        volume, force=True, metadata={capture.RUN_KEY: run_id})
-    image = cloud.glance.images.create(**{capture.RUN_KEY: run_id})
+        volume, force=True, metadata={properties.RUN: run_id})
+    image = cloud.glance.images.create(**{properties.RUN: run_id})
     cloud.tick()
     cloud.tick()
     return snapshot.id, image['id']

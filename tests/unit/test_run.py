@@ -5,6 +5,7 @@ import json
 import pytest
 
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import progress
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
 from tests.unit import fakes
@@ -365,3 +366,36 @@ def test_an_upload_glance_never_finishes_fails_and_keeps_nothing(cloud):
         cloud.tick()
     assert resources(cloud) == (set(), set())
     assert cloud.server_status(server) == 'ACTIVE'
+
+
+def test_progress_carries_typed_drives_window_and_resources(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    events = []
+    snapshot_set = take(cloud, server, consistency='crash', wait=True,
+                        events=events)
+    done = {e.step: e for e in events if e.state == progress.DONE}
+    assert done[progress.PLAN].drives == ('/dev/vda', '/dev/vdb', '/dev/vdc')
+    assert done[progress.OPEN_WINDOW].window == {'kind': 'NovaPauseWindow'}
+    assert done[progress.CLOSE_WINDOW].window_ms == snapshot_set.window_ms
+    assert done[progress.PACKAGE].set_id == snapshot_set.id
+    created = [e.resource for e in events if e.step == progress.RESOURCE]
+    assert sorted((r.kind, r.id) for r in created) == sorted(
+        [(progress.VOLUME_SNAPSHOT, d.snapshot_id)
+         for d in snapshot_set.drives if d.snapshot_id]
+        + [(progress.IMAGE, d.image_id)
+           for d in snapshot_set.drives if d.image_id])
+
+
+def test_a_failed_run_reports_what_it_created_and_removed(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    cloud.fail_at.add('glance.update')
+    events = []
+    with pytest.raises(Exception):  # noqa: B017 - any failure, same end
+        take(cloud, server, consistency='crash', wait=True, events=events)
+    created = [e.resource for e in events if e.step == progress.RESOURCE]
+    assert {r.kind for r in created} == {progress.VOLUME_SNAPSHOT,
+                                         progress.IMAGE}
+    assert [(e.step, e.state) for e in events][-2:] == [
+        (progress.ROLLBACK, progress.STARTED),
+        (progress.ROLLBACK, progress.DONE)]
+    assert resources(cloud) == (set(), set())

@@ -17,7 +17,7 @@ def cloud():
 def take(cloud, server_id, agent, **kwargs):
     return run.create_snapshot_set(
         cloud, server_id, clock=fakes.FakeClock(cloud),
-        agents=fakes.FakeAgents(agent), **kwargs)
+        agent_locator=fakes.FakeAgents(agent), **kwargs)
 
 
 def held_while_creating(cloud, agent, server):

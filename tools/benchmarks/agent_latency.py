@@ -147,7 +147,7 @@ def main():
         started = time.perf_counter()
         snapshot_set = run.create_snapshot_set(
             clients, server.id, consistency='application', wait=True,
-            agents=locator)
+            agent_locator=locator)
         totals.append((time.perf_counter() - started) * 1000)
         set_windows.append(snapshot_set.window_ms)
         sets.delete_set(clients, snapshot_set.id)

@@ -21,7 +21,7 @@ from keystoneauth1 import session as ks_session
 import openstack.config
 
 from snapshot_dashboard.orchestration import clients as clients_module
-from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import sets
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -35,9 +35,9 @@ def make_sets(clients, count):
         clients.glance.images.create(
             id=set_id, name='panel-calls %s' % set_id[:8], disk_format='raw',
             container_format='bare', image_type='snapshot',
-            **{package.SET_ID: set_id, package.SET_SERVER: 'none',
+            **{properties.SET_ID: set_id, properties.SERVER: 'none',
                # One volume snapshot per set, so Cinder is asked too.
-               package.SET_DEVICES: json.dumps([sets.Drive(
+               properties.DEVICES: json.dumps([sets.Drive(
                    name='/dev/vdb', kind='volume', size_gb=1,
                    snapshot_id=str(uuid.uuid4())).to_dict()])})
         clients.glance.images.upload(set_id, io.BytesIO(b''), image_size=0)

@@ -1,0 +1,28 @@
+"""Every Glance property and Cinder metadata key this project writes.
+
+All are prefixed ``snapshot_set_`` so they never meet Nova's or Glance's
+own, and a snapshot of a server booted from a set does not inherit them.
+"""
+
+PREFIX = 'snapshot_set_'
+
+# On every volume snapshot and image a run creates (Cinder metadata, Glance
+# property): a dead run's leftovers can be found, and a set deletes only
+# what it made.
+RUN = 'snapshot_set_run'
+# On every volume snapshot a run creates, besides RUN.
+DEVICE = 'snapshot_set_device'
+SERVER = 'snapshot_set_server'
+
+# On the set's own image.
+SET_ID = 'snapshot_set_id'  # equal to the image's id: the image is a set
+CONSISTENCY = 'snapshot_set_consistency'
+REQUESTED = 'snapshot_set_requested_consistency'
+WINDOW_MS = 'snapshot_set_window_ms'
+DEVICES = 'snapshot_set_devices'  # JSON list of sets.Drive
+EXCLUDED = 'snapshot_set_excluded'  # JSON list of {device, reason}
+BOOTABLE = 'snapshot_set_bootable'
+SCHEDULE = 'snapshot_set_schedule'  # the backup schedule that made it
+
+# On an image a set holds besides its own (an ephemeral copy): the set's id.
+MEMBER_OF = 'snapshot_set_member_of'
