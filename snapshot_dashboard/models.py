@@ -1,19 +1,26 @@
-"""Durable runs: what was asked, by whom, and everything that happened.
+"""Durable runs and backup schedules: what was asked, by whom, and
+everything that happened.
 
-A run is a row. The view validates and enqueues (``QUEUED``); a worker
-claims it (``RUNNING``, with a heartbeat), executes it through the
-orchestration and records every step, every drive and every resource
-created. A run whose worker stops beating is recovered by another worker.
-No token or password is stored: the worker acts through ``trust_id``,
-which is deleted when the run ends.
+A run is a row. The view validates and queues it (``SnapshotRun.queue``,
+``QUEUED``); a worker claims it (``RUNNING``, with a heartbeat), executes it
+through the orchestration and records every step, every drive and every
+resource created. A run whose worker stops beating is recovered by another
+worker. No token or password is stored: the worker acts through
+``trust_id``. A run's own trust is deleted when the run ends; a run of a
+schedule acts through the schedule's trust, deleted with the schedule.
 """
 
+import logging
 import uuid
 
 from django.db import models
+from django.utils import timezone as django_timezone
 from django.utils.translation import gettext_lazy as _
 
 from snapshot_dashboard.orchestration import retention
+from snapshot_dashboard.orchestration import timing
+
+LOG = logging.getLogger(__name__)
 
 QUEUED = 'queued'
 RUNNING = 'running'
@@ -46,8 +53,8 @@ class SnapshotRun(models.Model):
                              db_index=True)
     step = models.CharField(max_length=32, blank=True)
     drives = models.JSONField(default=dict)  # device -> state
-    events = models.JSONField(default=list)  # every step, in order
-    resources = models.JSONField(default=list)  # every resource created
+    events = models.JSONField(default=list)  # progress.Event.to_dict()s
+    resources = models.JSONField(default=list)  # progress.Resource dicts
     window = models.JSONField(null=True)  # the open window, to close it
     achieved_consistency = models.CharField(max_length=16, blank=True)
     window_ms = models.IntegerField(null=True)
@@ -74,6 +81,22 @@ class SnapshotRun(models.Model):
     def ended(self):
         return self.state in ENDED
 
+    def resource_ids(self, kind):
+        """The ids of the resources of ``kind`` (``progress.IMAGE``, ...)
+        the run recorded creating."""
+        return [r['id'] for r in self.resources if r['kind'] == kind]
+
+    @classmethod
+    def queue(cls, *, project_id, user_id, user_name, server_id, server_name,
+              devices, name, consistency, trust_id, description='',
+              schedule=None):
+        """Queue a run for the workers: the one way a run row is made."""
+        return cls.objects.create(
+            project_id=project_id, user_id=user_id, user_name=user_name or '',
+            server_id=server_id, server_name=server_name or '',
+            devices=devices, name=name or '', description=description or '',
+            consistency=consistency, schedule=schedule, trust_id=trust_id,
+            drives=dict.fromkeys(devices or [], QUEUED))
 
 
 class Schedule(models.Model):
@@ -126,3 +149,39 @@ class Schedule(models.Model):
                                keep_daily=self.keep_daily,
                                keep_weekly=self.keep_weekly,
                                keep_monthly=self.keep_monthly)
+
+    def sets_to_delete(self, server_sets, upcoming_at=None):
+        """Which of the server's sets ``server_sets`` the schedule's
+        retention deletes: now, or with ``upcoming_at`` once its next set
+        (taken then) is made. Sets it did not make are never among them."""
+        return retention.schedule_sets_to_delete(
+            server_sets, str(self.pk), self.rules(), self.timezone,
+            upcoming_at=upcoming_at)
+
+    def next_fire(self, after=None):
+        """When the schedule fires next after ``after`` (now), or None if
+        it is paused or broken; raises timing.TimingError if its timing
+        cannot be used."""
+        if not self.enabled or self.broken_reason:
+            return None
+        return timing.next_fire(self.cron, self.timezone,
+                                after or django_timezone.now())
+
+    def set_name(self, when):
+        """The name of the set the schedule takes at ``when``."""
+        local = when.astimezone(timing.zone(self.timezone))
+        return self.name_template.format(
+            server=self.server_name or self.server_id, schedule=self.name,
+            time=local.strftime('%Y-%m-%d %H:%M'))
+
+    def queue_run(self, now=None):
+        """Queue a run of the schedule, through the schedule's trust."""
+        run = SnapshotRun.queue(
+            project_id=self.project_id, user_id=self.user_id,
+            user_name=self.user_name, server_id=self.server_id,
+            server_name=self.server_name, devices=self.devices,
+            name=self.set_name(now or django_timezone.now()),
+            consistency=self.consistency, schedule=self,
+            trust_id=self.trust_id)
+        LOG.info('Schedule %s queued run %s', self.pk, run.pk)
+        return run

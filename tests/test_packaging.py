@@ -97,3 +97,36 @@ def test_ruff_finds_nothing():
                             capture_output=True, text=True, timeout=300,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_worker_loads_neither_the_horizon_wrappers_nor_horizon_api():
+    # The worker and the wrappers share ``credentials`` and ``models``;
+    # neither imports the other.
+    code = '''
+import sys
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=['snapshot_dashboard.apps.SnapshotDashboardConfig'],
+    DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3',
+                           'NAME': ':memory:'}})
+django.setup()
+import snapshot_dashboard.worker.service
+print(sorted(m for m in sys.modules
+             if m.startswith(('snapshot_dashboard.api',
+                              'snapshot_dashboard.content',
+                              'openstack_dashboard'))))
+'''
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]'
+
+
+def test_the_horizon_wrappers_do_not_import_the_worker():
+    wrappers = os.path.join(ROOT, 'snapshot_dashboard', 'api')
+    for name in os.listdir(wrappers):
+        if name.endswith('.py'):
+            with open(os.path.join(wrappers, name)) as f:
+                assert 'snapshot_dashboard.worker' not in f.read(), name

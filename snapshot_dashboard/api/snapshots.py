@@ -1,80 +1,35 @@
-"""Horizon-style wrappers: ``verb_noun(request, ...)`` on the orchestration.
+"""Horizon-style wrappers: ``verb_noun(request, ...)`` on the orchestration
+and the run and schedule models, acting with the user's own token.
 
-The user's own token acts for everything the user sees; the service
-credential (``SNAPSHOT_DASHBOARD_SERVICE_AUTH``, read from the settings,
-never stored) only finds a server's compute host and is the trustee of the
-trusts the worker acts through.
+Each is thin: the logic is in ``orchestration`` (sets, pre-flight), in
+``models`` (queueing a run, a schedule's timing and retention) and in
+``credentials`` (sessions and trusts).
 """
 
 import datetime
-import functools
-import logging
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
-from openstack_dashboard.api import keystone
 
+from snapshot_dashboard import credentials
 from snapshot_dashboard import models
-from snapshot_dashboard.orchestration import agent as agent_module
-from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import clients as clients_module
-from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import plan as planning
-from snapshot_dashboard.orchestration import preflight as preflight_module
-from snapshot_dashboard.orchestration import retention
-from snapshot_dashboard.orchestration import run
+from snapshot_dashboard.orchestration import preflight as preflights
 from snapshot_dashboard.orchestration import sets
-from snapshot_dashboard.orchestration import timing
-from snapshot_dashboard.orchestration import window as windows
-from snapshot_dashboard.worker import schedules
-
-LOG = logging.getLogger(__name__)
 
 RUN_TRUST_HOURS = 24
-KIND_LABELS = {planning.ROOT_IMAGE: 'root image',
-               planning.ROOT_VOLUME: 'root volume',
-               planning.EPHEMERAL: 'ephemeral', planning.VOLUME: 'volume'}
 
 
 def clients(request):
-    """The orchestration's clients acting with the user's token."""
+    """The orchestration's clients acting with the user's token, one set
+    per request."""
     cached = getattr(request, '_snapshot_dashboard_clients', None)
     if cached is None:
-        auth = v3.Token(auth_url=request.user.endpoint,
-                        token=request.user.token.id,
-                        project_id=request.user.project_id)
         cached = clients_module.Clients(
-            ks_session.Session(auth=auth,
-                               verify=not settings.OPENSTACK_SSL_NO_VERIFY),
+            credentials.request_session(request),
             region_name=request.user.services_region)
         request._snapshot_dashboard_clients = cached
     return cached
-
-
-@functools.lru_cache(maxsize=1)
-def service_session():
-    return ks_session.Session(
-        auth=v3.Password(**settings.SNAPSHOT_DASHBOARD_SERVICE_AUTH))
-
-
-def trust_session(trust_id):
-    """A session of the service user acting as the trustor, through the
-    trust."""
-    options = {k: v for k, v in
-               settings.SNAPSHOT_DASHBOARD_SERVICE_AUTH.items()
-               if not k.startswith('project_')}
-    return ks_session.Session(auth=v3.Password(trust_id=trust_id, **options))
-
-
-def agent_locator():
-    template = getattr(settings, 'SNAPSHOT_DASHBOARD_AGENT_URL', None)
-    if not template:
-        return None
-    return agent_module.AgentLocator(
-        template, service_clients=clients_module.Clients(service_session()))
 
 
 def list_sets(request, all_projects=False, server_id=None):
@@ -105,89 +60,40 @@ def server_name(request, server_id):
 
 
 def preflight(request, server_id):
-    """What the workflow shows before submit: every drive, the agent, the
-    consistency each level gives, and the quotas for every drive."""
-    user_clients = clients(request)
-    locator = agent_locator()
-    agent = None
-    if locator is not None:
-        try:
-            agent = locator.for_server(user_clients, server_id)
-        except Exception:
-            LOG.exception('Could not locate the agent of %s', server_id)
-    status = agent_module.probe(agent, server_id)
-    plan = run.plan_snapshot_set(
-        user_clients, server_id,
-        available=_capturers(user_clients, server_id, agent, status))
-    expected, refused = {}, {}
-    for level in windows.LEVELS:
-        try:
-            window = windows.choose_window(level, plan, user_clients,
-                                           agent=agent, agent_status=status)
-            expected[level] = window.level
-        except errors.SnapshotSetError as e:
-            refused[level] = str(e)
-    return {
-        'server_name': plan.server_name,
-        'drives': [_drive(d) for d in plan.devices]
-        + [_drive(d, reason) for d, reason in plan.excluded],
-        'agent': status is not None,
-        'guest_agent': bool(status and status.get('guest_agent')),
-        'expected': expected,  # level asked -> level the user will get
-        'refused': refused,  # level asked -> why it cannot be had
-        'quotas': preflight_module.check_quotas(user_clients, plan),
-    }
-
-
-def _capturers(user_clients, server_id, agent, status):
-    return capture.capturers(user_clients, run.RunContext('', server_id),
-                             agent, status)
-
-
-def _drive(device, reason=None):
-    return {'name': device.name, 'kind': device.kind,
-            'kind_label': KIND_LABELS[device.kind],
-            'volume_name': device.volume_name, 'size_gb': device.size_gb,
-            'reason': reason}
+    """The ``preflight.Preflight`` of a set of the server: every drive, the
+    agent, what each consistency level gives, the quotas. Read once per
+    request: the submit's checks use the same reading."""
+    cache = request.__dict__.setdefault('_snapshot_dashboard_preflights', {})
+    if server_id not in cache:
+        cache[server_id] = preflights.check(clients(request), server_id,
+                                            credentials.agent_locator())
+    return cache[server_id]
 
 
 def check_selection(request, server_id, devices):
-    """The quota checks of exactly these drives; raises a SnapshotSetError
-    (unknown drives, another project's server) before anything changes."""
-    user_clients = clients(request)
-    plan = planning.load_plan(user_clients, server_id, selection=devices)
-    return preflight_module.check_quotas(user_clients, plan)
+    """The quota checks of exactly these drives (None: every drive); raises
+    a SnapshotSetError (unknown drives, drives that cannot be captured,
+    another project's server) before anything changes."""
+    return preflight(request, server_id).check_selection(devices)
 
 
 def create_run(request, server_id, server_name, devices, name, description,
                consistency):
-    """Enqueue a run for the worker, with a trust from the user to the
+    """Queue a run for the worker, with a trust from the user to the
     service user that ends with the run."""
-    trust = create_trust(request, datetime.timedelta(hours=RUN_TRUST_HOURS))
+    trust = credentials.create_trust(
+        request, datetime.timedelta(hours=RUN_TRUST_HOURS))
     try:
-        return models.SnapshotRun.objects.create(
+        return models.SnapshotRun.queue(
             project_id=request.user.project_id, user_id=request.user.id,
             user_name=request.user.username, server_id=server_id,
-            server_name=server_name or '', devices=devices, name=name or '',
-            description=description or '', consistency=consistency,
-            trust_id=trust.id,
-            drives=dict.fromkeys(devices or [], models.QUEUED))
+            server_name=server_name, devices=devices, name=name,
+            description=description, consistency=consistency,
+            trust_id=trust.id)
     except Exception:
         # No run to act for: the permission goes too.
-        keystone.keystoneclient(request).trusts.delete(trust.id)
+        credentials.delete_trust(clients(request).session, trust.id)
         raise
-
-
-def create_trust(request, lifetime=None):
-    """A trust from the user to the service user on the user's project,
-    with the user's roles; impersonating, so every action shows the user."""
-    trustee = service_session().get_user_id()
-    expires = timezone.now() + lifetime if lifetime else None
-    return keystone.keystoneclient(request).trusts.create(
-        trustee_user=trustee, trustor_user=request.user.id,
-        project=request.user.project_id,
-        role_names=[role['name'] for role in request.user.roles],
-        impersonation=True, expires_at=expires)
 
 
 def list_runs(request, include_ended_since=None):
@@ -228,16 +134,15 @@ def get_schedule(request, schedule_id):
 def create_schedule(request, **fields):
     """A schedule with a trust from the user to the service user that lasts
     as long as the schedule (no expiry)."""
-    trust = create_trust(request)
+    trust = credentials.create_trust(request)
     try:
         schedule = models.Schedule(
             project_id=request.user.project_id, user_id=request.user.id,
             user_name=request.user.username, trust_id=trust.id, **fields)
-        schedule.next_run_at = timing.next_fire(
-            schedule.cron, schedule.timezone, timezone.now())
+        schedule.next_run_at = schedule.next_fire()
         schedule.save()
     except Exception:
-        keystone.keystoneclient(request).trusts.delete(trust.id)
+        credentials.delete_trust(clients(request).session, trust.id)
         raise
     return schedule
 
@@ -246,9 +151,7 @@ def update_schedule(request, schedule_id, **fields):
     schedule = get_schedule(request, schedule_id)
     for name, value in fields.items():
         setattr(schedule, name, value)
-    schedule.next_run_at = (timing.next_fire(
-        schedule.cron, schedule.timezone, timezone.now())
-        if schedule.enabled and not schedule.broken_reason else None)
+    schedule.next_run_at = schedule.next_fire()
     schedule.save()
     return schedule
 
@@ -260,31 +163,16 @@ def set_schedule_enabled(request, schedule_id, enabled):
 def delete_schedule(request, schedule_id):
     """Delete the schedule and its trust; its sets stay."""
     schedule = get_schedule(request, schedule_id)
-    if schedule.trust_id:
-        try:
-            keystone.keystoneclient(request).trusts.delete(schedule.trust_id)
-        except Exception as e:
-            # Already gone (revoked, expired user): nothing to keep.
-            LOG.info('Trust of schedule %s not deleted: %s', schedule_id, e)
+    credentials.delete_trust(clients(request).session, schedule.trust_id)
     schedule.delete()
 
 
 def run_schedule_now(request, schedule_id):
-    return schedules.queue_run(get_schedule(request, schedule_id))
+    return get_schedule(request, schedule_id).queue_run()
 
 
 def retention_preview(request, schedule):
-    """The schedule's sets, and those its rules would delete after its next
-    run (a new set counted as the newest)."""
-    mine = [s for s in list_sets(request, server_id=schedule.server_id)
-            if s.schedule_id == str(schedule.id)]
-    upcoming = sets.SnapshotSet(
-        id='next', name='', server_id=schedule.server_id, run_id='',
-        consistency='', requested_consistency='', window_ms=0, drives=[],
-        created_at=timezone.now().isoformat(),
-        schedule_id=str(schedule.id))
-    doomed = retention.schedule_sets_to_delete(
-        mine + [upcoming], str(schedule.id), schedule.rules(),
-        schedule.timezone)
-    return mine, [s for s in doomed if s.id != 'next']
-
+    """The schedule's sets its retention will delete after its next run."""
+    return schedule.sets_to_delete(
+        list_sets(request, server_id=schedule.server_id),
+        upcoming_at=timezone.now())

@@ -11,7 +11,6 @@ resources carry the run's id) and queues it again, or fails it after
 """
 
 import datetime
-import json
 import logging
 import threading
 
@@ -19,11 +18,12 @@ from django.db import connection
 from django.db import transaction
 from django.utils import timezone
 from keystoneauth1 import exceptions as ks_exceptions
-from keystoneclient.v3 import client as keystone_client
 
+from snapshot_dashboard import credentials
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import progress as steps
 from snapshot_dashboard.orchestration import recovery
 from snapshot_dashboard.orchestration import run as orchestration
 from snapshot_dashboard.worker import schedules
@@ -79,7 +79,8 @@ def claim_stale(worker, stale_s=STALE_S):
 
 
 class Recorder:
-    """The orchestration's progress callback, written to the run's row."""
+    """The orchestration's progress callback, written to the run's row:
+    each event's fields, as the orchestration typed them."""
 
     FIELDS = ['step', 'drives', 'events', 'resources', 'window']
 
@@ -90,33 +91,24 @@ class Recorder:
     def __call__(self, event):
         run = self.run
         with self.lock:
-            run.events.append({'at': timezone.now().isoformat(),
-                               'step': event.step, 'state': event.state,
-                               'device': event.device,
-                               'detail': event.detail})
-            if event.step == 'resource':
-                run.resources.append(event.detail)
+            run.events.append(dict(event.to_dict(),
+                                   at=timezone.now().isoformat()))
+            if event.step == steps.RESOURCE:
+                run.resources.append(event.resource.to_dict())
             else:
                 run.step = event.step
-            if event.step == 'plan' and event.state == 'done':
-                run.drives = {d: models.QUEUED for d in
-                              (event.detail or '').split(', ') if d}
-            if event.step == 'capture' and event.device:
+            if event.step == steps.PLAN and event.state == steps.DONE:
+                run.drives = dict.fromkeys(event.drives, models.QUEUED)
+            if event.step == steps.CAPTURE and event.device:
                 run.drives[event.device] = (
-                    'capturing' if event.state == 'started' else 'captured')
-            if event.step == 'open-window' and event.state == 'done':
-                run.window = _json(event.detail)
-            if event.step == 'close-window' and event.state == 'done':
+                    'capturing' if event.state == steps.STARTED
+                    else 'captured')
+            if event.step == steps.OPEN_WINDOW and event.state == steps.DONE:
+                run.window = event.window
+            if event.step == steps.CLOSE_WINDOW and event.state == steps.DONE:
                 run.window = None
             models.SnapshotRun.objects.filter(pk=run.pk).update(
                 **{f: getattr(run, f) for f in self.FIELDS})
-
-
-def _json(text):
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
 
 
 class Heartbeat:
@@ -151,12 +143,12 @@ class Heartbeat:
 class Executor:
     """Runs claimed runs through the orchestration, with the trust."""
 
-    def __init__(self, worker, trust_session, service_session, agents=None,
-                 heartbeat_s=HEARTBEAT_S):
+    def __init__(self, worker, trust_session, service_session,
+                 agent_locator=None, heartbeat_s=HEARTBEAT_S):
         self.worker = worker
         self.trust_session = trust_session  # trust id -> session
-        self.service_session = service_session
-        self.agents = agents
+        self.service_session = service_session  # () -> session
+        self.agent_locator = agent_locator
         self.heartbeat_s = heartbeat_s
 
     def clients(self, run):
@@ -172,7 +164,7 @@ class Executor:
                     self.clients(run), run.server_id, devices=run.devices,
                     name=run.name or None, description=run.description,
                     consistency=run.consistency, wait=True,
-                    progress=recorder, agents=self.agents,
+                    progress=recorder, agent_locator=self.agent_locator,
                     run_id=str(run.pk),
                     schedule_id=str(run.schedule_id) if run.schedule_id
                     else None)
@@ -237,8 +229,7 @@ class Executor:
                                                run.window)
                 deleted, failures = recovery.remove_leftovers(
                     user_clients, str(run.pk))
-                copies = [r.split()[-1] for r in run.resources
-                          if r.startswith('remove capture ')]
+                copies = run.resource_ids(steps.AGENT_COPY)
                 if copies and (run.window or {}).get('agent'):
                     deleted += recovery.remove_copies(
                         user_clients, run.server_id, run.window['agent'],
@@ -281,13 +272,8 @@ class Executor:
                  ': %s' % run.error if run.error else '')
 
     def _delete_trust(self, run):
-        if not run.trust_id:
-            return
-        try:
-            keystone_client.Client(session=self.service_session()).trusts\
-                .delete(run.trust_id)
-        except Exception as e:
-            LOG.warning('Could not delete trust of run %s: %s', run.pk, e)
+        if run.trust_id:
+            credentials.delete_trust(self.service_session(), run.trust_id)
 
 
 def _rollback_text(error):

@@ -12,20 +12,12 @@ import logging
 from django.utils import timezone as django_timezone
 
 from snapshot_dashboard import models
-from snapshot_dashboard.orchestration import retention
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import timing
 
 LOG = logging.getLogger(__name__)
 
 BATCH = 100
-
-
-def set_name(schedule, when):
-    local = when.astimezone(timing.zone(schedule.timezone))
-    return schedule.name_template.format(
-        server=schedule.server_name or schedule.server_id,
-        schedule=schedule.name, time=local.strftime('%Y-%m-%d %H:%M'))
 
 
 def due(now):
@@ -40,8 +32,7 @@ def fire_due(now=None):
     queued = []
     for schedule in due(now)[:BATCH]:
         try:
-            following = timing.next_fire(schedule.cron, schedule.timezone,
-                                         now)
+            following = schedule.next_fire(now)
         except timing.TimingError as e:
             mark_broken(schedule, str(e))
             continue
@@ -49,20 +40,8 @@ def fire_due(now=None):
                 pk=schedule.pk, next_run_at=schedule.next_run_at).update(
                     next_run_at=following, last_fired_at=now):
             continue  # another worker fired it
-        queued.append(queue_run(schedule, now))
+        queued.append(schedule.queue_run(now))
     return queued
-
-
-def queue_run(schedule, now=None):
-    now = now or django_timezone.now()
-    run = models.SnapshotRun.objects.create(
-        project_id=schedule.project_id, user_id=schedule.user_id,
-        user_name=schedule.user_name, server_id=schedule.server_id,
-        server_name=schedule.server_name, devices=schedule.devices,
-        name=set_name(schedule, now), consistency=schedule.consistency,
-        schedule=schedule, trust_id=schedule.trust_id)
-    LOG.info('Schedule %s queued run %s', schedule.pk, run.pk)
-    return run
 
 
 def mark_broken(schedule, reason):
@@ -75,9 +54,8 @@ def prune(clients, schedule):
     """Delete the schedule's sets its retention does not keep, each whole
     (image and every snapshot); a failed delete does not stop the rest.
     Returns (deleted ids, failures)."""
-    listed = sets.list_sets(clients, server_id=schedule.server_id)
-    doomed = retention.schedule_sets_to_delete(
-        listed, str(schedule.pk), schedule.rules(), schedule.timezone)
+    doomed = schedule.sets_to_delete(
+        sets.list_sets(clients, server_id=schedule.server_id))
     deleted, failures = [], []
     for snapshot_set in doomed:
         try:

@@ -4,7 +4,7 @@ import logging
 import os
 import socket
 
-from snapshot_dashboard.api import snapshots
+from snapshot_dashboard import credentials
 from snapshot_dashboard.worker import runs
 from snapshot_dashboard.worker import schedules
 
@@ -52,7 +52,7 @@ def default_name():
 def make_worker(name=None, poll_s=1.0, heartbeat_s=runs.HEARTBEAT_S,
                 stale_s=runs.STALE_S):
     executor = runs.Executor(
-        name or default_name(), snapshots.trust_session,
-        snapshots.service_session, agents=snapshots.agent_locator(),
-        heartbeat_s=heartbeat_s)
+        name or default_name(), credentials.trust_session,
+        credentials.service_session,
+        agent_locator=credentials.agent_locator(), heartbeat_s=heartbeat_s)
     return Worker(executor, poll_s=poll_s, stale_s=stale_s)

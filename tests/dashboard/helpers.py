@@ -44,26 +44,20 @@ class SnapshotSetsDataMixin:
                 created_at='2026-11-25T09:00:00Z', status=sets.CREATING,
                 project_id=self.tenant.id))
         self.preflights = test_data_utils.TestDataContainer()
-        self.preflights.add({
-            'server_name': server.name,
-            'drives': [
-                {'name': '/dev/vda', 'kind': 'root-image',
-                 'kind_label': 'root image', 'volume_name': None,
-                 'size_gb': 1, 'reason': None},
-                {'name': '/dev/vdb', 'kind': 'ephemeral',
-                 'kind_label': 'ephemeral', 'volume_name': None,
-                 'size_gb': 1, 'reason': None},
-                {'name': '/dev/vdc', 'kind': 'volume',
-                 'kind_label': 'volume', 'volume_name': 'data',
-                 'size_gb': 2, 'reason': None}],
-            'agent': True, 'guest_agent': True,
-            'expected': {'auto': 'application',
-                         'application': 'application', 'crash': 'crash',
-                         'none': 'none'},
-            'refused': {},
-            'quotas': [preflight.QuotaCheck('volume snapshots', 1, 3, 10),
-                       preflight.QuotaCheck('images', 2, 4, -1)],
-        })
+        self.preflights.add(preflight.Preflight(
+            server_id=server.id, server_name=server.name,
+            drives=(
+                preflight.DriveChoice('/dev/vda', 'root-image', 1),
+                preflight.DriveChoice('/dev/vdb', 'ephemeral', 1),
+                preflight.DriveChoice('/dev/vdc', 'volume', 2,
+                                      volume_name='data')),
+            agent=True, guest_agent=True,
+            expected={'auto': 'application', 'application': 'application',
+                      'crash': 'crash', 'none': 'none'},
+            refused={},
+            quotas=(preflight.QuotaCheck('volume snapshots', 1, 3, 10),
+                    preflight.QuotaCheck('images', 2, 4, -1)),
+            usage=preflight.Usage()))
 
 
 class TestCase(SnapshotSetsDataMixin, helpers.TestCase):

@@ -2,6 +2,7 @@
 and the worker firing schedules, with the API layer mocked the way
 Horizon's own tests do."""
 
+import dataclasses
 import datetime
 from unittest import mock
 import zoneinfo
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openstack_dashboard.test import helpers as horizon_helpers
 
+from snapshot_dashboard import credentials
 from snapshot_dashboard import models
 from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.orchestration import errors
@@ -67,8 +69,8 @@ class ScheduleFormTests(helpers.TestCase):
                 'devices'].choices])
         self.assertContains(res, '/dev/vdc - volume - data - 2 GB')
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_create_saves_the_schedule_with_a_trust(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
@@ -87,8 +89,8 @@ class ScheduleFormTests(helpers.TestCase):
         self.mock_create_trust.assert_called_once_with(
             horizon_helpers.IsHttpRequest())
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_all_drives_follows_drives_attached_later(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
@@ -103,16 +105,16 @@ class ScheduleFormTests(helpers.TestCase):
         self.assertEqual(0, models.Schedule.objects.count())
         self.mock_create_trust.assert_not_called()
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_a_malformed_cron_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
         self.assert_refused(self.post(timing='cron', cron='61 * * * *'),
                             'Not a valid cron expression')
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_a_cron_firing_more_often_than_allowed_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
@@ -122,31 +124,44 @@ class ScheduleFormTests(helpers.TestCase):
         self.assert_refused(res, 'the shortest interval allowed here is '
                                  '1 h')
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_retention_all_zero_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
         self.assert_refused(self.post(keep_last=0, keep_weekly=0),
                             'At least one retention rule')
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_an_unknown_drive_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.assert_refused(self.post(devices=['/dev/vdz']),
                             'Select a valid choice')
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
+    def test_a_consistency_the_server_cannot_have_is_refused(self):
+        # Saved, it would fail at every fire: refused before it is saved.
+        self.mock_preflight.return_value = dataclasses.replace(
+            self.preflights.first(), refused={
+                'application': 'Application consistency is not possible '
+                               'for server server_1: no compute-side agent '
+                               'is configured.'})
+        self.mock_check_selection.return_value = []
+        self.assert_refused(self.post(consistency='application'),
+                            'no compute-side agent is configured')
+
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_another_projects_server_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.side_effect = errors.ServerNotFound(
             self.server.id)
         self.assert_refused(self.post(), 'in your project')
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_a_name_template_with_unknown_fields_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
@@ -218,7 +233,7 @@ class ScheduleTableTests(helpers.TestCase):
         schedule.refresh_from_db()
         self.assertEqual(before, schedule.next_run_at)
 
-    @mock.patch.object(api.keystone, 'keystoneclient')
+    @mock.patch.object(credentials.keystone_client, 'Client')
     def test_delete_deletes_the_trust_and_keeps_the_sets(self, keystone):
         schedule = schedule_of(self.tenant.id)
         self.post_action('delete', schedule)
@@ -307,4 +322,4 @@ class FiringTests(DjangoTestCase):
         when = datetime.datetime(2026, 6, 1, 0, 30,
                                  tzinfo=datetime.timezone.utc)
         self.assertEqual('web/nightly 2026-06-01 02:30',
-                         schedules.set_name(schedule, when))
+                         schedule.set_name(when))

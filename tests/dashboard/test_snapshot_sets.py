@@ -1,9 +1,12 @@
 """Project > Compute > Snapshot Sets, the workflow and the launch form,
 with the API layer mocked the way Horizon's own tests do."""
 
+import dataclasses
+
 from django.urls import reverse
 from openstack_dashboard.test import helpers as horizon_helpers
 
+from snapshot_dashboard import credentials
 from snapshot_dashboard import models
 from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content.snapshot_sets import rows
@@ -154,8 +157,8 @@ class CreateWorkflowTests(helpers.TestCase):
             res, reverse('horizon:project:instances:index'))
         self.assertMessageCount(error=1)
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_submit_enqueues_a_run_of_the_ticked_drives_with_a_trust(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = []
@@ -174,8 +177,8 @@ class CreateWorkflowTests(helpers.TestCase):
             horizon_helpers.IsHttpRequest(), self.server.id,
             ['/dev/vda', '/dev/vdc'])
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_not_enough_quota_is_refused_and_nothing_queued(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.return_value = [
@@ -185,8 +188,8 @@ class CreateWorkflowTests(helpers.TestCase):
         self.assertEqual(0, models.SnapshotRun.objects.count())
         self.mock_create_trust.assert_not_called()
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_an_unknown_drive_is_refused_and_nothing_queued(self):
         self.mock_preflight.return_value = self.preflights.first()
         res = self.post(['/dev/vdz'])
@@ -195,10 +198,10 @@ class CreateWorkflowTests(helpers.TestCase):
         self.mock_check_selection.assert_not_called()
         self.mock_create_trust.assert_not_called()
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_a_consistency_the_server_cannot_have_is_refused(self):
-        refused = dict(self.preflights.first(), refused={
+        refused = dataclasses.replace(self.preflights.first(), refused={
             'application': 'Application consistency is not possible for '
                            'server server_1: its guest agent does not '
                            'answer.'})
@@ -209,8 +212,8 @@ class CreateWorkflowTests(helpers.TestCase):
         self.assertEqual(0, models.SnapshotRun.objects.count())
         self.mock_create_trust.assert_not_called()
 
-    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection',
-                                         'create_trust']})
+    @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
+                                   credentials: ['create_trust']})
     def test_another_projects_server_is_refused(self):
         self.mock_preflight.return_value = self.preflights.first()
         self.mock_check_selection.side_effect = errors.ServerNotFound(

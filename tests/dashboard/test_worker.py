@@ -1,15 +1,17 @@
 """Claiming runs and recording them, on the test database."""
 
 import datetime
+import importlib
 from unittest import mock
 
+from django.apps import apps as django_apps
 from django.test import TestCase
 from django.utils import timezone
 from keystoneauth1 import exceptions as ks_exceptions
 
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import run as orchestration
+from snapshot_dashboard.orchestration import progress
 from snapshot_dashboard.worker import runs
 from snapshot_dashboard.worker import schedules
 
@@ -66,23 +68,55 @@ class RecorderTests(TestCase):
     def test_every_step_drive_resource_and_window_is_recorded(self):
         run = queued()
         record = runs.Recorder(run)
-        event = orchestration.Event
-        record(event('plan', 'done', detail='/dev/vda, /dev/vdb'))
-        record(event('open-window', 'done',
-                     detail='{"kind": "AgentFreezeWindow", "lease": "l1"}'))
-        record(event('resource', 'started',
-                     detail='delete volume snapshot s1'))
-        record(event('capture', 'started', device='/dev/vdb'))
+        event = progress.Event
+        record(event(progress.PLAN, progress.DONE,
+                     drives=('/dev/vda', '/dev/vdb')))
+        record(event(progress.OPEN_WINDOW, progress.DONE,
+                     window={'kind': 'AgentFreezeWindow', 'lease': 'l1'}))
+        record(event(progress.RESOURCE, progress.DONE,
+                     resource=progress.Resource(progress.VOLUME_SNAPSHOT,
+                                                's1')))
+        record(event(progress.CAPTURE, progress.STARTED, device='/dev/vdb'))
         run.refresh_from_db()
         self.assertEqual(run.drives, {'/dev/vda': 'queued',
                                       '/dev/vdb': 'capturing'})
         self.assertEqual(run.window['lease'], 'l1')
-        self.assertEqual(run.resources, ['delete volume snapshot s1'])
+        self.assertEqual(run.resources,
+                         [{'kind': 'volume-snapshot', 'id': 's1'}])
         self.assertEqual(run.step, 'capture')
-        record(event('close-window', 'done', detail='300 ms'))
+        record(event(progress.CLOSE_WINDOW, progress.DONE, window_ms=300))
         run.refresh_from_db()
         self.assertIsNone(run.window)
         self.assertEqual(5, len(run.events))
+        # The page shows each event in words; the fields stay typed.
+        self.assertEqual(('/dev/vda, /dev/vdb', ['/dev/vda', '/dev/vdb']),
+                         (run.events[0]['detail'], run.events[0]['drives']))
+        self.assertEqual((300, '300 ms'), (run.events[-1]['window_ms'],
+                                           run.events[-1]['detail']))
+
+    def test_a_drive_name_with_a_comma_is_one_drive(self):
+        # Drives travel as a list, so no name is split or joined.
+        run = queued()
+        runs.Recorder(run)(progress.Event(progress.PLAN, progress.DONE,
+                                          drives=('/dev/vda', 'odd, name')))
+        run.refresh_from_db()
+        self.assertEqual(['/dev/vda', 'odd, name'], sorted(run.drives))
+
+
+class LegacyResourcesMigrationTests(TestCase):
+    def test_resources_recorded_as_text_become_typed_records(self):
+        migration = importlib.import_module(
+            'snapshot_dashboard.migrations.0003_typed_resources')
+        run = queued(resources=['delete volume snapshot s1',
+                                'remove capture c1', 'delete image i1',
+                                {'kind': 'image', 'id': 'i2'}])
+        migration.forwards(django_apps, None)
+        run.refresh_from_db()
+        self.assertEqual(
+            [('volume-snapshot', 's1'), ('agent-copy', 'c1'),
+             ('image', 'i1'), ('image', 'i2')],
+            [(r['kind'], r['id']) for r in run.resources])
+        self.assertEqual(['c1'], run.resource_ids(progress.AGENT_COPY))
 
 
 class EndTests(TestCase):

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import sets
 from tests.integration.conftest import Guest
 from tests.integration.conftest import delete_server_and_its_volumes
@@ -92,7 +92,7 @@ def test_all_drives_of_the_image_backed_server(openstack_cli, demo,
         assert snapshot.volume_id == volumes[mapping['device_name']]
         assert snapshot.status == 'available'
         assert snapshot.metadata['snapshot_set_run'] == image[
-            package.SET_RUN]
+            properties.RUN]
         assert (mapping['source_type'], mapping['destination_type'],
                 mapping['boot_index'], mapping['volume_size']) == (
             'snapshot', 'volume', None, 1)

@@ -16,9 +16,9 @@ from keystoneclient.v3 import client as keystone_client
 import pytest
 
 from snapshot_dashboard import models
-from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import package
+from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import timing
 from tests.integration.conftest import ROOT
@@ -115,10 +115,10 @@ def trust_exists(service, trust_id):
 
 def tagged(admin, run_id):
     images = {i['id'] for i in admin.glance.images.list(
-        filters={package.SET_RUN: run_id})}
+        filters={properties.RUN: run_id})}
     snapshots = {s.id for s in admin.cinder.volume_snapshots.list(
         search_opts={'all_tenants': 1})
-        if s.metadata.get(capture.RUN_KEY) == run_id}
+        if s.metadata.get(properties.RUN) == run_id}
     return images, snapshots
 
 
@@ -142,7 +142,7 @@ def test_the_worker_takes_exactly_the_chosen_drives_through_the_trust(
         steps = [(e['step'], e['state']) for e in run.events]
         assert ('open-window', 'done') in steps
         assert ('close-window', 'done') in steps
-        assert any('volume snapshot' in r for r in run.resources)
+        assert run.resource_ids(progress.VOLUME_SNAPSHOT)
         # The set was made as demo, in demo's project, and the trust is gone.
         assert demo.glance.images.get(run.set_id)['owner'] == \
             demo.project_id
@@ -182,8 +182,7 @@ def test_a_worker_killed_while_the_guest_is_frozen_is_recovered(
     first = workers('--heartbeat', '1')
     # Killed inside the freeze, once the agent has copied the local drives.
     wait_for('the copies in the window', lambda: (
-        lambda r: r.window and any(x.startswith('remove capture')
-                                   for x in r.resources))(
+        lambda r: r.window and r.resource_ids(progress.AGENT_COPY))(
         reload(database, run)), timeout_s=120, interval_s=0.01)
     first.stop(signal.SIGKILL)
     killed = reload(database, run)

@@ -14,7 +14,7 @@ from horizon import forms
 from horizon import messages
 
 from snapshot_dashboard.api import snapshots as api
-from snapshot_dashboard.content.snapshot_sets import workflows as set_flows
+from snapshot_dashboard.content import labels
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import retention
 from snapshot_dashboard.orchestration import timing as timings
@@ -49,9 +49,7 @@ class ScheduleForm(forms.SelfHandlingForm):
         widget=forms.ThemableCheckboxSelectMultiple())
     consistency = forms.ThemableChoiceField(
         label=_("Consistency"), initial=windows.AUTO,
-        choices=[(level, '%s: %s' % (set_flows.LEVEL_LABELS[level],
-                                     windows.LEVEL_HELP[level]))
-                 for level in windows.LEVELS])
+        choices=labels.consistency_choices)
     timing = forms.ThemableChoiceField(
         label=_("Timing"), choices=[
             (timings.HOURLY, _("Hourly")), (timings.DAILY, _("Daily")),
@@ -95,9 +93,10 @@ class ScheduleForm(forms.SelfHandlingForm):
     def __init__(self, request, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
         initial = kwargs.get('initial', {})
-        drives = [d for d in initial.get('drives', []) if not d['reason']]
+        self.preflight = initial.get('preflight')
         self.fields['devices'].choices = [
-            (d['name'], set_flows.drive_label(d)) for d in drives]
+            (d.name, labels.drive_label(d))
+            for d in (self.preflight.capturable if self.preflight else [])]
         self.fields['timezone'].choices = [
             (name, name) for name in sorted(zoneinfo.available_timezones())]
         self.server_name = initial.get('server_name', '')
@@ -138,6 +137,10 @@ class ScheduleForm(forms.SelfHandlingForm):
                                 data['devices'])
         except errors.SnapshotSetError as e:
             raise django_forms.ValidationError(str(e)) from e
+        # The run would fail at every fire: say so now.
+        refused = self.preflight.refused if self.preflight else {}
+        if data['consistency'] in refused:
+            raise django_forms.ValidationError(refused[data['consistency']])
         return data
 
     def fields_to_save(self, data):

@@ -49,7 +49,7 @@ class _ScheduleFormView(forms.ModalFormView):
     template_name = 'snapshot_dashboard/backup_schedules/schedule.html'
     success_url = reverse_lazy(INDEX_URL)
 
-    def _drives(self, instance_id):
+    def _preflight(self, instance_id):
         try:
             return api.preflight(self.request, instance_id)
         except Exception:
@@ -73,10 +73,10 @@ class CreateView(_ScheduleFormView):
 
     def get_initial(self):
         instance_id = self.kwargs['instance_id']
-        preflight = self._drives(instance_id)
-        return {'instance_id': instance_id, 'drives': preflight['drives'],
-                'server_name': preflight['server_name'],
-                'name': _('Backups of %s') % preflight['server_name'],
+        preflight = self._preflight(instance_id)
+        return {'instance_id': instance_id, 'preflight': preflight,
+                'server_name': preflight.server_name,
+                'name': _('Backups of %s') % preflight.server_name,
                 'timezone': self.request.session.get('django_timezone',
                                                      'UTC')}
 
@@ -103,14 +103,14 @@ class EditView(_ScheduleFormView):
 
     def get_initial(self):
         schedule = self._schedule()
-        preflight = self._drives(schedule.server_id)
+        preflight = self._preflight(schedule.server_id)
         initial = {field: getattr(schedule, field) for field in (
             'name', 'consistency', 'timing', 'minute', 'hour', 'weekday',
             'cron', 'timezone', 'name_template', 'keep_last', 'keep_daily',
             'keep_weekly', 'keep_monthly')}
         initial.update(
             schedule_id=str(schedule.id), instance_id=schedule.server_id,
-            drives=preflight['drives'], server_name=schedule.server_name,
+            preflight=preflight, server_name=schedule.server_name,
             all_drives=schedule.devices is None,
             devices=schedule.devices or [])
         return initial
@@ -136,13 +136,11 @@ class DetailView(tables.MultiTableView):
 
     def get_doomed_data(self):
         try:
-            self.kept, doomed = api.retention_preview(self.request,
-                                                      self._schedule())
+            return api.retention_preview(self.request, self._schedule())
         except Exception:
             exceptions.handle(self.request, _('Unable to list the '
                                               'schedule\'s sets.'))
-            self.kept, doomed = [], []
-        return doomed
+            return []
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -5,15 +5,18 @@ from django.utils import dateparse
 from django.utils.translation import gettext_lazy as _
 
 from snapshot_dashboard import models
+from snapshot_dashboard.orchestration import progress
 from snapshot_dashboard.orchestration import sets
 
 RUN_PREFIX = 'run-'
 STEP_LABELS = {
-    'plan': _('Planning'), 'preflight': _('Checking quotas and agent'),
-    'open-window': _('Holding the guest'), 'capture': _('Capturing'),
-    'close-window': _('Releasing the guest'), 'package': _('Packaging'),
-    'upload': _('Uploading'), 'rollback': _('Rolling back'),
-    'resource': _('Capturing'),
+    progress.PLAN: _('Planning'),
+    progress.PREFLIGHT: _('Checking quotas and agent'),
+    progress.OPEN_WINDOW: _('Holding the guest'),
+    progress.CAPTURE: _('Capturing'),
+    progress.CLOSE_WINDOW: _('Releasing the guest'),
+    progress.PACKAGE: _('Packaging'), progress.UPLOAD: _('Uploading'),
+    progress.ROLLBACK: _('Rolling back'),
 }
 
 

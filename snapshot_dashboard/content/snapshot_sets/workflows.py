@@ -13,22 +13,11 @@ from horizon import forms
 from horizon import workflows
 
 from snapshot_dashboard.api import snapshots as api
+from snapshot_dashboard.content import labels
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import window as windows
 
 INDEX_URL = 'horizon:project:snapshot_sets:index'
-LEVEL_LABELS = {
-    windows.AUTO: _('Automatic'), windows.APPLICATION: _('Application'),
-    windows.CRASH: _('Crash'), windows.NONE: _('None'),
-}
-
-
-def drive_label(drive):
-    parts = [drive['name'], str(drive['kind_label'])]
-    if drive['volume_name']:
-        parts.append(drive['volume_name'])
-    parts.append('%d GB' % drive['size_gb'])
-    return ' - '.join(parts)
 
 
 class DrivesAction(workflows.Action):
@@ -43,17 +32,17 @@ class DrivesAction(workflows.Action):
 
     def __init__(self, request, context, *args, **kwargs):
         super().__init__(request, context, *args, **kwargs)
-        self.preflight = context.get('preflight') or {}
-        drives = [d for d in self.preflight.get('drives', [])
-                  if not d['reason']]
-        self.fields['devices'].choices = [(d['name'], drive_label(d))
+        self.preflight = context['preflight']
+        drives = self.preflight.capturable
+        self.fields['devices'].choices = [(d.name, labels.drive_label(d))
                                           for d in drives]
-        self.fields['devices'].initial = [d['name'] for d in drives]
+        self.fields['devices'].initial = [d.name for d in drives]
 
     def get_help_text(self, extra_context=None):
         return render_to_string(
             'snapshot_dashboard/snapshot_sets/_preflight.html',
-            {'preflight': self.preflight, 'level_labels': LEVEL_LABELS},
+            {'preflight': self.preflight,
+             'level_labels': labels.LEVEL_LABELS},
             self.request)
 
     def clean(self):
@@ -87,10 +76,7 @@ class OptionsAction(workflows.Action):
                            help_text=_("By default the instance's name and "
                                        "the time."))
     consistency = forms.ThemableChoiceField(
-        label=_("Consistency"),
-        choices=[(level, '%s: %s' % (LEVEL_LABELS[level],
-                                     windows.LEVEL_HELP[level]))
-                 for level in windows.LEVELS],
+        label=_("Consistency"), choices=labels.consistency_choices,
         initial=windows.AUTO)
     description = forms.CharField(widget=forms.Textarea(attrs={'rows': 3}),
                                   label=_("Description"), required=False)
@@ -105,7 +91,7 @@ class OptionsAction(workflows.Action):
 
     def clean_consistency(self):
         level = self.cleaned_data['consistency']
-        refused = (self.initial.get('preflight') or {}).get('refused', {})
+        refused = self.initial['preflight'].refused
         if level in refused:
             raise django_forms.ValidationError(refused[level])
         return level
@@ -127,13 +113,13 @@ class CreateSnapshotSet(workflows.Workflow):
     default_steps = (SelectDrives, SetOptions)
 
     def format_status_message(self, message):
-        return message % self.context['preflight'].get(
-            'server_name', self.context['instance_id'])
+        return message % (self.context['preflight'].server_name
+                          or self.context['instance_id'])
 
     def handle(self, request, context):
         try:
             api.create_run(request, context['instance_id'],
-                           context['preflight'].get('server_name'),
+                           context['preflight'].server_name,
                            list(context['devices']), context['name'],
                            context['description'], context['consistency'])
         except Exception:
