@@ -53,8 +53,8 @@ class SnapshotRun(models.Model):
                              db_index=True)
     step = models.CharField(max_length=32, blank=True)
     drives = models.JSONField(default=dict)  # device -> state
-    events = models.JSONField(default=list)  # progress.Event.to_dict()s
-    resources = models.JSONField(default=list)  # progress.Resource dicts
+    events = models.JSONField(default=list)  # events.Event.to_dict()s
+    resources = models.JSONField(default=list)  # events.Resource dicts
     window = models.JSONField(null=True)  # the open window, to close it
     achieved_consistency = models.CharField(max_length=16, blank=True)
     window_ms = models.IntegerField(null=True)
@@ -82,7 +82,7 @@ class SnapshotRun(models.Model):
         return self.state in ENDED
 
     def resource_ids(self, kind):
-        """The ids of the resources of ``kind`` (``progress.IMAGE``, ...)
+        """The ids of the resources of ``kind`` (``events.IMAGE``, ...)
         the run recorded creating."""
         return [r['id'] for r in self.resources if r['kind'] == kind]
 

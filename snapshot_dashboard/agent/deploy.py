@@ -14,7 +14,7 @@ from keystonemiddleware import auth_token
 import webob
 
 from snapshot_dashboard.agent import captures
-from snapshot_dashboard.agent import conf as agent_conf
+from snapshot_dashboard.agent import conf as conf_module
 from snapshot_dashboard.agent import guests
 from snapshot_dashboard.agent import handlers
 from snapshot_dashboard.agent import leases
@@ -158,4 +158,4 @@ def deploy(conf, agent):
 
 
 def register(conf):
-    agent_conf.register_opts(conf)
+    conf_module.register_opts(conf)

@@ -8,9 +8,9 @@ privileged role.
 
 import logging
 
-from snapshot_dashboard.agent import captures as captures_mod
-from snapshot_dashboard.agent import guests as guests_mod
-from snapshot_dashboard.agent import leases as leases_mod
+from snapshot_dashboard.agent import captures as captures_module
+from snapshot_dashboard.agent import guests as guests_module
+from snapshot_dashboard.agent import leases as leases_module
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def authorize(request, guest, agent):
 def _guest(request, agent, uuid):
     try:
         guest = agent.hypervisor.guest(uuid)
-    except guests_mod.GuestNotFound as e:
+    except guests_module.GuestNotFound as e:
         raise HTTPError(404, str(e)) from e
     authorize(request, guest, agent)
     return guest
@@ -116,9 +116,9 @@ def _take(request, agent, uuid, kind, hold, release):
     try:
         lease = agent.leases.take(uuid, kind, budget, lambda: hold(guest),
                                   lambda: release(guest))
-    except leases_mod.LeaseConflict as e:
+    except leases_module.LeaseConflict as e:
         raise HTTPError(409, str(e)) from e
-    except guests_mod.GuestError as e:
+    except guests_module.GuestError as e:
         raise HTTPError(e.status, str(e)) from e
     return 201, {'lease': lease.to_dict(agent.leases.clock())}
 
@@ -128,12 +128,12 @@ def _thaw(guest):
 
 
 def freeze(request, agent, uuid):
-    return _take(request, agent, uuid, leases_mod.FREEZE,
+    return _take(request, agent, uuid, leases_module.FREEZE,
                  lambda guest: guest.freeze(), _thaw)
 
 
 def pause(request, agent, uuid):
-    return _take(request, agent, uuid, leases_mod.PAUSE,
+    return _take(request, agent, uuid, leases_module.PAUSE,
                  lambda guest: guest.pause(), lambda guest: guest.resume())
 
 
@@ -141,14 +141,14 @@ def _release(request, agent, uuid, kind):
     _guest(request, agent, uuid)
     try:
         lease = agent.leases.find(_lease_id(request))
-    except leases_mod.LeaseNotFound as e:
+    except leases_module.LeaseNotFound as e:
         raise HTTPError(404, str(e)) from e
     if lease.server != uuid or lease.kind != kind:
         raise HTTPError(409, 'Lease %s is not a %s of server %s.'
                         % (lease.id, kind, uuid))
     lease = agent.leases.release(lease.id)
     body = {'lease': lease.to_dict(agent.leases.clock())}
-    if lease.released_by != leases_mod.CALLER:
+    if lease.released_by != leases_module.CALLER:
         # Released before the caller asked: the hold did not last.
         return 409, dict(body, message='The %s of server %s ended before '
                          'this call (%s).' % (kind, uuid, lease.released_by))
@@ -158,17 +158,17 @@ def _release(request, agent, uuid, kind):
 
 
 def thaw(request, agent, uuid):
-    return _release(request, agent, uuid, leases_mod.FREEZE)
+    return _release(request, agent, uuid, leases_module.FREEZE)
 
 
 def resume(request, agent, uuid):
-    return _release(request, agent, uuid, leases_mod.PAUSE)
+    return _release(request, agent, uuid, leases_module.PAUSE)
 
 
 def _capture_call(function, *args):
     try:
         return function(*args)
-    except captures_mod.CaptureError as e:
+    except captures_module.CaptureError as e:
         raise HTTPError(e.status, str(e)) from e
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from snapshot_dashboard import credentials
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import clients as clients_module
-from snapshot_dashboard.orchestration import preflight as preflights
+from snapshot_dashboard.orchestration import preflight as preflight_module
 from snapshot_dashboard.orchestration import sets
 
 RUN_TRUST_HOURS = 24
@@ -65,8 +65,8 @@ def preflight(request, server_id):
     request: the submit's checks use the same reading."""
     cache = request.__dict__.setdefault('_snapshot_dashboard_preflights', {})
     if server_id not in cache:
-        cache[server_id] = preflights.check(clients(request), server_id,
-                                            credentials.agent_locator())
+        cache[server_id] = preflight_module.check(clients(request), server_id,
+                                                  credentials.agent_locator())
     return cache[server_id]
 
 

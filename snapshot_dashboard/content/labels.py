@@ -3,26 +3,28 @@ kinds of drive, shared by the snapshot workflow and the schedule form."""
 
 from django.utils.translation import gettext_lazy as _
 
-from snapshot_dashboard.orchestration import plan as planning
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import plan as plan_module
+from snapshot_dashboard.orchestration import window as window_module
 
 LEVEL_LABELS = {
-    windows.AUTO: _('Automatic'), windows.APPLICATION: _('Application'),
-    windows.CRASH: _('Crash'), windows.NONE: _('None'),
+    window_module.AUTO: _('Automatic'),
+    window_module.APPLICATION: _('Application'),
+    window_module.CRASH: _('Crash'),
+    window_module.NONE: _('None'),
 }
 KIND_LABELS = {
-    planning.ROOT_IMAGE: _('root image'),
-    planning.ROOT_VOLUME: _('root volume'),
-    planning.EPHEMERAL: _('ephemeral'),
-    planning.VOLUME: _('volume'),
+    plan_module.ROOT_IMAGE: _('root image'),
+    plan_module.ROOT_VOLUME: _('root volume'),
+    plan_module.EPHEMERAL: _('ephemeral'),
+    plan_module.VOLUME: _('volume'),
 }
 
 
 def consistency_choices():
     """The consistency field's choices: each level and what it gives."""
     return [(level, '%s: %s' % (LEVEL_LABELS[level],
-                                windows.LEVEL_HELP[level]))
-            for level in windows.LEVELS]
+                                window_module.LEVEL_HELP[level]))
+            for level in window_module.LEVELS]
 
 
 def drive_label(drive):

@@ -12,8 +12,8 @@ panels, the worker and the CLI. No Django here; usable from a plain shell::
 
 from snapshot_dashboard.orchestration.clients import Clients
 from snapshot_dashboard.orchestration.errors import SnapshotSetError
+from snapshot_dashboard.orchestration.events import Event
 from snapshot_dashboard.orchestration.preflight import Preflight
-from snapshot_dashboard.orchestration.progress import Event
 from snapshot_dashboard.orchestration.run import create_snapshot_set
 from snapshot_dashboard.orchestration.run import plan_snapshot_set
 from snapshot_dashboard.orchestration.sets import SnapshotSet

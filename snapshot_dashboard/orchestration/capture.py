@@ -17,11 +17,11 @@ from glanceclient import exc as glance_exceptions
 
 from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import package as packaging
-from snapshot_dashboard.orchestration import plan as planning
-from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import events
+from snapshot_dashboard.orchestration import package as package_module
+from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import properties
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class RunContext:
 
     run_id: str
     server_id: str
-    clock: object = windows.Clock
+    clock: object = window_module.Clock
     set_name: str = ''
     description: str = ''
     lease_id: str | None = None  # the agent's lease, while the window holds
@@ -42,7 +42,7 @@ class RunContext:
 class Capture:
     """A drive whose capture was initiated."""
 
-    device: planning.Device
+    device: plan_module.Device
     snapshot_id: str | None = None
     image_id: str | None = None
     reached_at: float | None = None  # clock time the instant was reached
@@ -82,7 +82,7 @@ class VolumeSnapshotCapturer(Capturer):
             metadata={properties.RUN: context.run_id,
                       properties.DEVICE: device.name,
                       properties.SERVER: context.server_id})
-        rollback.add(progress.Resource(progress.VOLUME_SNAPSHOT, snapshot.id),
+        rollback.add(events.Resource(events.VOLUME_SNAPSHOT, snapshot.id),
                      delete_volume_snapshot, self.cinder, snapshot.id,
                      context.clock)
         return Capture(device=device, snapshot_id=snapshot.id,
@@ -118,9 +118,9 @@ class NovaImageCapturer(Capturer):
         self.context = context
 
     def cannot_capture(self, device):
-        if device.kind == planning.ROOT_IMAGE:
+        if device.kind == plan_module.ROOT_IMAGE:
             return None
-        if device.kind == planning.EPHEMERAL:
+        if device.kind == plan_module.EPHEMERAL:
             return ('an ephemeral disk can only be captured by the '
                     'compute-side agent, which is not configured')
         return 'not a local disk'
@@ -130,7 +130,7 @@ class NovaImageCapturer(Capturer):
             self.context.server_id, self.context.set_name,
             metadata={properties.RUN: self.context.run_id})
         image_id = str(image_id)
-        rollback.add(progress.Resource(progress.IMAGE, image_id),
+        rollback.add(events.Resource(events.IMAGE, image_id),
                      delete_image, self.glance, image_id)
         return Capture(device=device, image_id=image_id,
                        captured_by=self.name)
@@ -170,7 +170,7 @@ class AgentDiskCapturer(Capturer):
     """
 
     name = 'agent'
-    LOCAL_KINDS = (planning.ROOT_IMAGE, planning.EPHEMERAL)
+    LOCAL_KINDS = (plan_module.ROOT_IMAGE, plan_module.EPHEMERAL)
 
     def __init__(self, clients, context, agent, drives):
         self.glance = clients.glance
@@ -202,7 +202,7 @@ class AgentDiskCapturer(Capturer):
                 'The compute-side agent could not copy %s: %s'
                 % (', '.join(d.name for d in devices), e)) from e
         self.capture_id = taken['id']
-        rollback.add(progress.Resource(progress.AGENT_COPY, taken['id']),
+        rollback.add(events.Resource(events.AGENT_COPY, taken['id']),
                      self.agent.delete_capture, server_id, taken['id'])
         formats = {d['device']: d['format'] for d in taken['drives']}
         return [Capture(device=d, image_id=str(uuid.uuid4()),
@@ -237,7 +237,7 @@ class AgentDiskCapturer(Capturer):
                 if c.image_id != snapshot_set.id else snapshot_set.name,
                 container_format='bare', visibility='private',
                 min_disk=c.device.size_gb, **meta)
-            rollback.add(progress.Resource(progress.IMAGE, c.image_id),
+            rollback.add(events.Resource(events.IMAGE, c.image_id),
                          delete_image, self.glance, c.image_id)
             uploads.append((_dev(c.device.name), c.image_id))
         try:
@@ -267,7 +267,7 @@ class AgentDiskCapturer(Capturer):
                         'inherit its properties', plan.image_id,
                         plan.server_id)
             return {}
-        return packaging.inherited_properties(
+        return package_module.inherited_properties(
             {k: v for k, v in base.items() if k not in GLANCE_CORE})
 
 

@@ -15,8 +15,8 @@ from glanceclient import exc as glance_exceptions
 
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import plan as planning
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import plan as plan_module
+from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def quota_checks(usage, devices):
             limits.get('maxTotalVolumeGigabytes', UNLIMITED)))
     if usage.images is not None:
         # The set's own image, and one per ephemeral copy.
-        needed = 1 + sum(1 for d in devices if d.kind == planning.EPHEMERAL)
+        needed = 1 + sum(1 for d in devices if d.kind == plan_module.EPHEMERAL)
         checks.append(QuotaCheck('images', needed,
                                  usage.images.get('usage', 0),
                                  usage.images.get('limit', UNLIMITED)))
@@ -134,7 +134,7 @@ class Preflight:
     refused: dict
     quotas: tuple
     usage: Usage
-    plan: planning.Plan | None = None
+    plan: plan_module.Plan | None = None
 
     @property
     def capturable(self):
@@ -146,7 +146,7 @@ class Preflight:
         DeviceNotCapturable for a choice that cannot be taken."""
         if devices is None:
             return list(self.quotas)
-        wanted = {planning.normalize_device_name(name) for name in devices}
+        wanted = {plan_module.normalize_device_name(name) for name in devices}
         if not wanted:
             raise errors.NothingSelected()
         known = {d.name: d for d in self.drives}
@@ -166,12 +166,12 @@ def check(clients, server_id, agent_locator=None, budget_s=60):
     snapshotted) before anything changes."""
     capturers = capture.locate(clients, capture.RunContext('', server_id),
                                agent_locator)
-    plan = planning.load_plan(clients, server_id,
-                              cannot_capture=capturers.cannot_capture)
+    plan = plan_module.load_plan(clients, server_id,
+                                 cannot_capture=capturers.cannot_capture)
     expected, refused = {}, {}
-    for level in windows.LEVELS:
+    for level in window_module.LEVELS:
         try:
-            window = windows.choose_window(
+            window = window_module.choose_window(
                 level, plan, clients, agent=capturers.agent,
                 budget_s=budget_s, agent_status=capturers.agent_status)
             expected[level] = window.level

@@ -15,12 +15,12 @@ from novaclient import exceptions as nova_exceptions
 from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import properties
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
 
 
-def close_window(clients, server_id, record, clock=windows.Clock):
+def close_window(clients, server_id, record, clock=window_module.Clock):
     """Close a window a dead run left open; returns what was done.
 
     An agent's lease is released with the same call the run would have
@@ -47,7 +47,8 @@ def close_window(clients, server_id, record, clock=windows.Clock):
             return 'server gone'
         if server.status != 'PAUSED':
             return 'not paused'
-        window = windows.NovaPauseWindow(clients.nova, server_id, clock=clock)
+        window = window_module.NovaPauseWindow(clients.nova, server_id,
+                                               clock=clock)
         window.pause_requested = True
         window.close()
         return 'unpaused'
@@ -65,7 +66,7 @@ def remove_leftovers(clients, run_id):
             continue  # a Cinder without the metadata filter lists all
         try:
             capture.delete_volume_snapshot(clients.cinder, snapshot.id,
-                                           windows.Clock)
+                                           window_module.Clock)
             deleted.append('volume snapshot %s' % snapshot.id)
         except cinder_exceptions.ClientException as e:
             failures.append('volume snapshot %s: %s' % (snapshot.id, e))

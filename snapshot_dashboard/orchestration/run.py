@@ -19,12 +19,12 @@ from oslo_utils import excutils
 
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import package
-from snapshot_dashboard.orchestration import plan as planning
+from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import preflight
-from snapshot_dashboard.orchestration import progress as steps
 from snapshot_dashboard.orchestration import sets
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Rollback:
     """Undo callables, run newest first; failures are kept, not raised.
 
     ``on_add(resource)`` hears of every undo registered: each removes a
-    ``progress.Resource`` created, for a durable record of the run.
+    ``events.Resource`` created, for a durable record of the run.
     """
 
     def __init__(self, on_add=None):
@@ -67,7 +67,7 @@ def _report(progress, step, state, **fields):
     if progress is None:
         return
     try:
-        progress(steps.Event(step, state, **fields))
+        progress(events.Event(step, state, **fields))
     except Exception:
         LOG.exception('Progress callback failed on %s %s', step, state)
 
@@ -86,15 +86,15 @@ def plan_snapshot_set(clients, server_id, devices=None, capturers=None,
     if capturers is None:
         capturers = capture.locate(clients, capture.RunContext('', server_id),
                                    agent_locator)
-    return planning.load_plan(clients, server_id, selection=devices,
-                              cannot_capture=capturers.cannot_capture)
+    return plan_module.load_plan(clients, server_id, selection=devices,
+                                 cannot_capture=capturers.cannot_capture)
 
 
 def create_snapshot_set(clients, server_id, devices=None, name=None,
-                        description='', consistency=windows.AUTO,
+                        description='', consistency=window_module.AUTO,
                         budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
-                        clock=windows.Clock, agent_locator=None, run_id=None,
-                        schedule_id=None):
+                        clock=window_module.Clock, agent_locator=None,
+                        run_id=None, schedule_id=None):
     """Take one snapshot set of a server and return it.
 
     Returns when every drive is captured and the set's image is written;
@@ -103,55 +103,55 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     agent. ``run_id`` tags everything the run creates (a new id by
     default): a durable run passes its own, so ``recovery`` can find its
     leftovers. ``schedule_id`` marks the set as the schedule's, for its
-    retention. ``progress`` hears every step as a ``progress.Event``.
+    retention. ``progress`` hears every step as an ``events.Event``.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
-    _report(progress, steps.PLAN, steps.STARTED)
+    _report(progress, events.PLAN, events.STARTED)
     context = capture.RunContext(run_id or str(uuid.uuid4()), server_id,
                                  clock=clock, description=description or '')
     capturers = capture.locate(clients, context, agent_locator)
     plan = plan_snapshot_set(clients, server_id, devices, capturers)
     context.set_name = name or default_set_name(plan)
-    _report(progress, steps.PLAN, steps.DONE,
+    _report(progress, events.PLAN, events.DONE,
             drives=tuple(d.name for d in plan.devices))
 
-    _report(progress, steps.PREFLIGHT, steps.STARTED)
-    window = windows.choose_window(consistency, plan, clients, clock=clock,
-                                   agent=capturers.agent, budget_s=budget_s,
-                                   agent_status=capturers.agent_status)
+    _report(progress, events.PREFLIGHT, events.STARTED)
+    window = window_module.choose_window(
+        consistency, plan, clients, clock=clock, agent=capturers.agent,
+        budget_s=budget_s, agent_status=capturers.agent_status)
     short = [c for c in preflight.check_quotas(clients, plan) if not c.ok]
     if short:
         raise errors.QuotaExceeded(short)
-    _report(progress, steps.PREFLIGHT, steps.DONE,
+    _report(progress, events.PREFLIGHT, events.DONE,
             message=window.description)
 
     rollback = Rollback(on_add=lambda resource: _report(
-        progress, steps.RESOURCE, steps.DONE, resource=resource))
+        progress, events.RESOURCE, events.DONE, resource=resource))
     try:
         captures, window_ms = _capture(plan, window, capturers, rollback,
                                        budget_s, context, progress)
-        level = windows.achieved(window, consistency)
+        level = window_module.achieved(window, consistency)
         _check_still_attached(clients, plan)
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency)
         snapshot_set.schedule_id = schedule_id
-        _report(progress, steps.PACKAGE, steps.STARTED)
+        _report(progress, events.PACKAGE, events.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
                                 capturers, rollback)
-        _report(progress, steps.PACKAGE, steps.DONE, set_id=snapshot_set.id)
+        _report(progress, events.PACKAGE, events.DONE, set_id=snapshot_set.id)
         if wait:
-            _report(progress, steps.UPLOAD, steps.STARTED)
+            _report(progress, events.UPLOAD, events.STARTED)
             snapshot_set = wait_until_usable(
                 clients, snapshot_set, clock,
                 upload_error=lambda: _upload_error(capturers))
-            _report(progress, steps.UPLOAD, steps.DONE)
+            _report(progress, events.UPLOAD, events.DONE)
     except BaseException as e:
         with excutils.save_and_reraise_exception():
-            _report(progress, steps.ROLLBACK, steps.STARTED, message=str(e))
+            _report(progress, events.ROLLBACK, events.STARTED, message=str(e))
             rollback.run()
             e.rollback_failures = rollback.failures
-            _report(progress, steps.ROLLBACK,
-                    steps.FAILED if rollback.failures else steps.DONE,
+            _report(progress, events.ROLLBACK,
+                    events.FAILED if rollback.failures else events.DONE,
                     message='; '.join(rollback.failures) or None)
     return snapshot_set
 
@@ -195,19 +195,19 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
     """Open the window, initiate every capture in parallel, wait for every
     instant, close the window. Returns the captures and the window in ms."""
     clock = context.clock
-    _report(progress, steps.OPEN_WINDOW, steps.STARTED,
+    _report(progress, events.OPEN_WINDOW, events.STARTED,
             message=window.description)
     try:
         window.open()
         opened = clock.now()
         context.lease_id = (getattr(window, 'lease', None) or {}).get('id')
-        _report(progress, steps.OPEN_WINDOW, steps.DONE,
+        _report(progress, events.OPEN_WINDOW, events.DONE,
                 window=window.record())
         by_device = {d.name: capturers.for_device(d)[0]
                      for d in plan.devices}
         captures = _begin_all(plan, by_device, rollback)
         for c in captures:
-            _report(progress, steps.CAPTURE, steps.STARTED,
+            _report(progress, events.CAPTURE, events.STARTED,
                     device=c.device.name)
         pending = list(captures)
         while pending:
@@ -215,7 +215,7 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
                 if by_device[c.device.name].reached(c):
                     c.reached_at = clock.now()
                     pending.remove(c)
-                    _report(progress, steps.CAPTURE, steps.DONE,
+                    _report(progress, events.CAPTURE, events.DONE,
                             device=c.device.name)
             if pending:
                 if clock.now() - opened >= budget_s:
@@ -224,20 +224,20 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
                 clock.sleep(POLL_S)
     except BaseException:
         with excutils.save_and_reraise_exception():
-            _report(progress, steps.CLOSE_WINDOW, steps.STARTED)
+            _report(progress, events.CLOSE_WINDOW, events.STARTED)
             try:
                 window.close()
             except Exception as e:
                 LOG.exception('Closing the window after a failure failed')
-                _report(progress, steps.CLOSE_WINDOW, steps.FAILED,
+                _report(progress, events.CLOSE_WINDOW, events.FAILED,
                         message=str(e))
             else:
-                _report(progress, steps.CLOSE_WINDOW, steps.DONE)
-    _report(progress, steps.CLOSE_WINDOW, steps.STARTED)
+                _report(progress, events.CLOSE_WINDOW, events.DONE)
+    _report(progress, events.CLOSE_WINDOW, events.STARTED)
     window.close()
     context.lease_id = None
     window_ms = int(round((clock.now() - opened) * 1000))
-    _report(progress, steps.CLOSE_WINDOW, steps.DONE, window_ms=window_ms)
+    _report(progress, events.CLOSE_WINDOW, events.DONE, window_ms=window_ms)
     for c in captures:
         c.reached_at = int(round((c.reached_at - opened) * 1000))
     return captures, window_ms
@@ -246,7 +246,7 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
 def _check_still_attached(clients, plan):
     """A volume detached while the set was taken is not in the set."""
     attached = {(a['device'], a['volumeId']) for a in
-                planning.read_attachments(clients, plan.server_id)}
+                plan_module.read_attachments(clients, plan.server_id)}
     detached = [d.name for d in plan.volume_devices
                 if (d.name, d.volume_id) not in attached]
     if detached:
@@ -254,7 +254,7 @@ def _check_still_attached(clients, plan):
 
 
 def _snapshot_set(plan, captures, level, window_ms, context, requested):
-    shared = level != windows.NONE
+    shared = level != window_module.NONE
     drives = [sets.Drive(name=c.device.name, kind=c.device.kind,
                          size_gb=c.device.size_gb,
                          volume_id=c.device.volume_id,
@@ -263,9 +263,9 @@ def _snapshot_set(plan, captures, level, window_ms, context, requested):
                          captured_ms=c.reached_at, shared_instant=shared,
                          captured_by=c.captured_by)
               for c in captures]
-    root_image = next((c.image_id for c in captures
-                       if c.image_id and c.device.kind == planning.ROOT_IMAGE),
-                      None)
+    root_image = next(
+        (c.image_id for c in captures
+         if c.image_id and c.device.kind == plan_module.ROOT_IMAGE), None)
     return sets.SnapshotSet(
         id=root_image or str(uuid.uuid4()), name=context.set_name,
         server_id=plan.server_id, run_id=context.run_id,
@@ -293,7 +293,7 @@ def _package(clients, plan, snapshot_set, captures, capturers, rollback):
     glance.images.create(
         id=snapshot_set.id, name=snapshot_set.name, disk_format='raw',
         container_format='bare', visibility='private', **set_properties)
-    rollback.add(steps.Resource(steps.IMAGE, snapshot_set.id),
+    rollback.add(events.Resource(events.IMAGE, snapshot_set.id),
                  capture.delete_image, glance, snapshot_set.id)
     glance.images.upload(snapshot_set.id, io.BytesIO(b''), image_size=0)
     if any(d.image_id for d in snapshot_set.drives):

@@ -23,9 +23,9 @@ from snapshot_dashboard import credentials
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import progress as steps
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import recovery
-from snapshot_dashboard.orchestration import run as orchestration
+from snapshot_dashboard.orchestration import run as run_module
 from snapshot_dashboard.worker import schedules
 
 LOG = logging.getLogger(__name__)
@@ -93,19 +93,20 @@ class Recorder:
         with self.lock:
             run.events.append(dict(event.to_dict(),
                                    at=timezone.now().isoformat()))
-            if event.step == steps.RESOURCE:
+            if event.step == events.RESOURCE:
                 run.resources.append(event.resource.to_dict())
             else:
                 run.step = event.step
-            if event.step == steps.PLAN and event.state == steps.DONE:
+            done = event.state == events.DONE
+            if event.step == events.PLAN and done:
                 run.drives = dict.fromkeys(event.drives, models.QUEUED)
-            if event.step == steps.CAPTURE and event.device:
+            if event.step == events.CAPTURE and event.device:
                 run.drives[event.device] = (
-                    'capturing' if event.state == steps.STARTED
+                    'capturing' if event.state == events.STARTED
                     else 'captured')
-            if event.step == steps.OPEN_WINDOW and event.state == steps.DONE:
+            if event.step == events.OPEN_WINDOW and done:
                 run.window = event.window
-            if event.step == steps.CLOSE_WINDOW and event.state == steps.DONE:
+            if event.step == events.CLOSE_WINDOW and done:
                 run.window = None
             models.SnapshotRun.objects.filter(pk=run.pk).update(
                 **{f: getattr(run, f) for f in self.FIELDS})
@@ -160,7 +161,7 @@ class Executor:
         recorder = Recorder(run)
         try:
             with Heartbeat(run, self.worker, self.heartbeat_s):
-                snapshot_set = orchestration.create_snapshot_set(
+                snapshot_set = run_module.create_snapshot_set(
                     self.clients(run), run.server_id, devices=run.devices,
                     name=run.name or None, description=run.description,
                     consistency=run.consistency, wait=True,
@@ -229,7 +230,7 @@ class Executor:
                                                run.window)
                 deleted, failures = recovery.remove_leftovers(
                     user_clients, str(run.pk))
-                copies = run.resource_ids(steps.AGENT_COPY)
+                copies = run.resource_ids(events.AGENT_COPY)
                 if copies and (run.window or {}).get('agent'):
                     deleted += recovery.remove_copies(
                         user_clients, run.server_id, run.window['agent'],

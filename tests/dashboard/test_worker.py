@@ -11,7 +11,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.worker import runs
 from snapshot_dashboard.worker import schedules
 
@@ -68,15 +68,15 @@ class RecorderTests(TestCase):
     def test_every_step_drive_resource_and_window_is_recorded(self):
         run = queued()
         record = runs.Recorder(run)
-        event = progress.Event
-        record(event(progress.PLAN, progress.DONE,
+        event = events.Event
+        record(event(events.PLAN, events.DONE,
                      drives=('/dev/vda', '/dev/vdb')))
-        record(event(progress.OPEN_WINDOW, progress.DONE,
+        record(event(events.OPEN_WINDOW, events.DONE,
                      window={'kind': 'AgentFreezeWindow', 'lease': 'l1'}))
-        record(event(progress.RESOURCE, progress.DONE,
-                     resource=progress.Resource(progress.VOLUME_SNAPSHOT,
-                                                's1')))
-        record(event(progress.CAPTURE, progress.STARTED, device='/dev/vdb'))
+        record(event(events.RESOURCE, events.DONE,
+                     resource=events.Resource(events.VOLUME_SNAPSHOT,
+                                              's1')))
+        record(event(events.CAPTURE, events.STARTED, device='/dev/vdb'))
         run.refresh_from_db()
         self.assertEqual(run.drives, {'/dev/vda': 'queued',
                                       '/dev/vdb': 'capturing'})
@@ -84,7 +84,7 @@ class RecorderTests(TestCase):
         self.assertEqual(run.resources,
                          [{'kind': 'volume-snapshot', 'id': 's1'}])
         self.assertEqual(run.step, 'capture')
-        record(event(progress.CLOSE_WINDOW, progress.DONE, window_ms=300))
+        record(event(events.CLOSE_WINDOW, events.DONE, window_ms=300))
         run.refresh_from_db()
         self.assertIsNone(run.window)
         self.assertEqual(5, len(run.events))
@@ -97,8 +97,8 @@ class RecorderTests(TestCase):
     def test_a_drive_name_with_a_comma_is_one_drive(self):
         # Drives travel as a list, so no name is split or joined.
         run = queued()
-        runs.Recorder(run)(progress.Event(progress.PLAN, progress.DONE,
-                                          drives=('/dev/vda', 'odd, name')))
+        runs.Recorder(run)(events.Event(events.PLAN, events.DONE,
+                                        drives=('/dev/vda', 'odd, name')))
         run.refresh_from_db()
         self.assertEqual(['/dev/vda', 'odd, name'], sorted(run.drives))
 
@@ -116,7 +116,7 @@ class LegacyResourcesMigrationTests(TestCase):
             [('volume-snapshot', 's1'), ('agent-copy', 'c1'),
              ('image', 'i1'), ('image', 'i2')],
             [(r['kind'], r['id']) for r in run.resources])
-        self.assertEqual(['c1'], run.resource_ids(progress.AGENT_COPY))
+        self.assertEqual(['c1'], run.resource_ids(events.AGENT_COPY))
 
 
 class EndTests(TestCase):
@@ -146,7 +146,7 @@ class BrokenScheduleTests(TestCase):
     def execute_failing_with(self, error):
         schedule, run = self.scheduled_run()
         executor = runs.Executor('worker-a', lambda trust: None, None)
-        with mock.patch.object(runs.orchestration, 'create_snapshot_set',
+        with mock.patch.object(runs.run_module, 'create_snapshot_set',
                                side_effect=error), \
                 mock.patch.object(runs.Executor, '_delete_trust') as delete:
             executor.execute(run)

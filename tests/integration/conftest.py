@@ -15,7 +15,7 @@ import time
 import openstack.config
 import pytest
 
-from snapshot_dashboard.orchestration import clients as orchestration_clients
+from snapshot_dashboard.orchestration import clients as clients_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -43,8 +43,8 @@ def cloud_config(clouds_yaml):
 
 def _clients(cloud_config, name):
     region = cloud_config.get_one(name)
-    return orchestration_clients.Clients(region.get_session(),
-                                         region_name=region.region_name)
+    return clients_module.Clients(region.get_session(),
+                                  region_name=region.region_name)
 
 
 @pytest.fixture(scope='session')

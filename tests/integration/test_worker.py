@@ -17,7 +17,7 @@ import pytest
 
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import timing
@@ -142,7 +142,7 @@ def test_the_worker_takes_exactly_the_chosen_drives_through_the_trust(
         steps = [(e['step'], e['state']) for e in run.events]
         assert ('open-window', 'done') in steps
         assert ('close-window', 'done') in steps
-        assert run.resource_ids(progress.VOLUME_SNAPSHOT)
+        assert run.resource_ids(events.VOLUME_SNAPSHOT)
         # The set was made as demo, in demo's project, and the trust is gone.
         assert demo.glance.images.get(run.set_id)['owner'] == \
             demo.project_id
@@ -182,7 +182,7 @@ def test_a_worker_killed_while_the_guest_is_frozen_is_recovered(
     first = workers('--heartbeat', '1')
     # Killed inside the freeze, once the agent has copied the local drives.
     wait_for('the copies in the window', lambda: (
-        lambda r: r.window and r.resource_ids(progress.AGENT_COPY))(
+        lambda r: r.window and r.resource_ids(events.AGENT_COPY))(
         reload(database, run)), timeout_s=120, interval_s=0.01)
     first.stop(signal.SIGKILL)
     killed = reload(database, run)

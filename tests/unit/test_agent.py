@@ -16,7 +16,7 @@ from oslo_config import cfg
 import pytest
 import webob
 
-from snapshot_dashboard.agent import conf as agent_conf
+from snapshot_dashboard.agent import conf as conf_module
 from snapshot_dashboard.agent import deploy
 from snapshot_dashboard.agent import handlers
 
@@ -213,7 +213,7 @@ def test_the_deployed_agent_wants_a_token(conf, agent):
 def test_the_sample_config_shows_every_option_with_its_default():
     sample = open(os.path.join(os.path.dirname(deploy.__file__),
                                'agent.conf.sample')).read()
-    for group, options in agent_conf.list_opts():
+    for group, options in conf_module.list_opts():
         section = sample.split('[%s]' % group, 1)[1].split('\n[', 1)[0]
         for option in options:
             default = option.sample_default or option.default

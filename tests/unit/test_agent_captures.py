@@ -12,7 +12,7 @@ import time
 import libvirt
 import pytest
 
-from snapshot_dashboard.agent import captures as captures_mod
+from snapshot_dashboard.agent import captures as captures_module
 
 
 class BackupDomain:
@@ -94,7 +94,7 @@ def wait_for(condition, timeout_s=5):
 
 @pytest.fixture
 def captures(tmp_path):
-    return captures_mod.Captures(str(tmp_path), keep_s=30)
+    return captures_module.Captures(str(tmp_path), keep_s=30)
 
 
 def test_the_backup_names_every_disk_and_copies_only_the_chosen(captures):
@@ -151,8 +151,8 @@ def test_a_failed_copy_is_reported_and_removed(captures):
 
 def test_a_copy_nobody_exports_is_removed_after_keep(tmp_path):
     now = [0.0]
-    captures = captures_mod.Captures(str(tmp_path), keep_s=10,
-                                     clock=lambda: now[0])
+    captures = captures_module.Captures(str(tmp_path), keep_s=10,
+                                        clock=lambda: now[0])
     domain = BackupDomain()
     capture = captures.begin(Guest(domain), ['vda'])
     domain.finish(capture.folder, ['vda'])
@@ -176,13 +176,13 @@ def test_delete_aborts_a_running_copy(captures):
 def test_one_capture_per_server_at_a_time(captures):
     domain = BackupDomain()
     captures.begin(Guest(domain), ['vda'])
-    with pytest.raises(captures_mod.CaptureError) as raised:
+    with pytest.raises(captures_module.CaptureError) as raised:
         captures.begin(Guest(domain), ['vdb'])
     assert 'being captured already' in str(raised.value)
 
 
 def test_export_of_a_drive_not_copied_is_refused(captures):
     capture = captures.begin(Guest(BackupDomain()), ['vda'])
-    with pytest.raises(captures_mod.CaptureError):
+    with pytest.raises(captures_module.CaptureError):
         captures.export(capture, {'vdb': 'image'}, lambda i, p: None)
     assert capture.exports == {}

@@ -14,7 +14,7 @@ from nova.image import glance
 import pytest
 
 from snapshot_dashboard.orchestration import package
-from snapshot_dashboard.orchestration import plan as planning
+from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import sets
 
 
@@ -30,12 +30,12 @@ def nova_bdm(device):
 
 
 @pytest.mark.parametrize('device', [
-    planning.Device(name='/dev/vda', kind=planning.ROOT_VOLUME, size_gb=3,
-                    volume_id='v-root', boot_index=0,
-                    delete_on_termination=True, disk_bus='virtio',
-                    device_type='disk'),
-    planning.Device(name='/dev/vdb', kind=planning.VOLUME, size_gb=2,
-                    volume_id='v-data'),
+    plan_module.Device(name='/dev/vda', kind=plan_module.ROOT_VOLUME,
+                       size_gb=3, volume_id='v-root', boot_index=0,
+                       delete_on_termination=True, disk_bus='virtio',
+                       device_type='disk'),
+    plan_module.Device(name='/dev/vdb', kind=plan_module.VOLUME,
+                       size_gb=2, volume_id='v-data'),
 ])
 def test_volume_snapshot_mapping_is_what_nova_writes(device):
     nova = block_device.snapshot_from_bdm(
@@ -49,14 +49,14 @@ def test_volume_snapshot_mapping_is_what_nova_writes(device):
 
 
 def test_nova_reads_the_sets_image_back_into_its_block_devices():
-    root = planning.Device(name='/dev/vda', kind=planning.ROOT_VOLUME,
-                           size_gb=3, volume_id='v-root', boot_index=0,
-                           delete_on_termination=True)
-    data = planning.Device(name='/dev/vdb', kind=planning.VOLUME, size_gb=2,
-                           volume_id='v-data')
-    plan = planning.Plan(server_id='s1', server_name='web', project_id='p',
-                         status='ACTIVE', root_device_name='/dev/vda',
-                         image_id=None, devices=(root, data))
+    root = plan_module.Device(name='/dev/vda', kind=plan_module.ROOT_VOLUME,
+                              size_gb=3, volume_id='v-root', boot_index=0,
+                              delete_on_termination=True)
+    data = plan_module.Device(name='/dev/vdb', kind=plan_module.VOLUME,
+                              size_gb=2, volume_id='v-data')
+    plan = plan_module.Plan(server_id='s1', server_name='web', project_id='p',
+                            status='ACTIVE', root_device_name='/dev/vda',
+                            image_id=None, devices=(root, data))
     snapshot_set = sets.SnapshotSet(
         id='set-1', name='web set', server_id='s1', run_id='run-1',
         consistency='crash', requested_consistency='auto', window_ms=120,

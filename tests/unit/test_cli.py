@@ -8,7 +8,7 @@ import types
 from osc_lib import exceptions
 import pytest
 
-from snapshot_dashboard.cli import snapshot_sets as cli
+from snapshot_dashboard.cli import snapshot_sets
 from tests.unit import fakes
 
 
@@ -19,7 +19,7 @@ def cloud():
 
 @pytest.fixture(autouse=True)
 def cloud_clock(monkeypatch, cloud):
-    monkeypatch.setattr(cli.CreateSnapshotSet, 'clock',
+    monkeypatch.setattr(snapshot_sets.CreateSnapshotSet, 'clock',
                         fakes.FakeClock(cloud))
 
 
@@ -34,7 +34,7 @@ def invoke(cloud, command_class, *argv):
 
 def test_create_prints_set_id_and_consistency(cloud):
     server = cloud.add_server(volumes=[('/dev/vdb', 1)])
-    names, values = invoke(cloud, cli.CreateSnapshotSet, server,
+    names, values = invoke(cloud, snapshot_sets.CreateSnapshotSet, server,
                            '--device', 'vda', '--device', '/dev/vdb',
                            '--name', 'nightly', '--consistency', 'crash',
                            '--wait')
@@ -49,27 +49,30 @@ def test_create_prints_set_id_and_consistency(cloud):
 def test_create_with_unknown_device_is_a_clear_command_error(cloud):
     server = cloud.add_server()
     with pytest.raises(exceptions.CommandError) as raised:
-        invoke(cloud, cli.CreateSnapshotSet, server, '--device', 'vdq')
+        invoke(cloud, snapshot_sets.CreateSnapshotSet, server, '--device',
+               'vdq')
     assert 'Unknown device(s) /dev/vdq' in str(raised.value)
     assert cloud.images == {}
 
 
 def test_list_show_delete(cloud):
     server = cloud.add_server(volumes=[('/dev/vdb', 1)])
-    names, values = invoke(cloud, cli.CreateSnapshotSet, server, '--wait')
+    names, values = invoke(cloud, snapshot_sets.CreateSnapshotSet, server,
+                           '--wait')
     set_id = dict(zip(names, values, strict=True))['id']
-    columns, rows = invoke(cloud, cli.ListSnapshotSet, '--server', server)
-    assert columns == cli.LIST_COLUMNS
+    columns, rows = invoke(cloud, snapshot_sets.ListSnapshotSet, '--server',
+                           server)
+    assert columns == snapshot_sets.LIST_COLUMNS
     assert [r[0] for r in rows] == [set_id]
-    names, values = invoke(cloud, cli.ShowSnapshotSet, set_id)
+    names, values = invoke(cloud, snapshot_sets.ShowSnapshotSet, set_id)
     assert dict(zip(names, values, strict=True))['id'] == set_id
-    invoke(cloud, cli.DeleteSnapshotSet, set_id)
+    invoke(cloud, snapshot_sets.DeleteSnapshotSet, set_id)
     assert cloud.images == {} and cloud.snapshots == {}
 
 
 def test_delete_of_an_unknown_set_fails_and_says_how_many(cloud):
     with pytest.raises(exceptions.CommandError) as raised:
-        invoke(cloud, cli.DeleteSnapshotSet, 'no-such-set')
+        invoke(cloud, snapshot_sets.DeleteSnapshotSet, 'no-such-set')
     assert '1 of 1 snapshot sets failed' in str(raised.value)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import plan as planning
+from snapshot_dashboard.orchestration import plan as plan_module
 
 PROJECT = 'p1'
 
@@ -34,8 +34,8 @@ VOLUMES = {
 
 
 def plan_of(body, attachments=(), selection=None, **kwargs):
-    return planning.build_plan(body, list(attachments), VOLUMES, PROJECT,
-                               selection=selection, **kwargs)
+    return plan_module.build_plan(body, list(attachments), VOLUMES, PROJECT,
+                                  selection=selection, **kwargs)
 
 
 def summary(plan):
@@ -47,9 +47,9 @@ def test_image_backed_server_has_local_root_then_volumes():
     plan = plan_of(server(), [attachment('/dev/vdc', 'logs'),
                               attachment('/dev/vdb', 'data')])
     assert summary(plan) == [
-        ('/dev/vda', planning.ROOT_IMAGE, 1, None, 0),
-        ('/dev/vdb', planning.VOLUME, 2, 'data', None),
-        ('/dev/vdc', planning.VOLUME, 1, 'logs', None),
+        ('/dev/vda', plan_module.ROOT_IMAGE, 1, None, 0),
+        ('/dev/vdb', plan_module.VOLUME, 2, 'data', None),
+        ('/dev/vdc', plan_module.VOLUME, 1, 'logs', None),
     ]
     assert plan.root_device_name == '/dev/vda'
     assert plan.image_id == 'img'
@@ -61,8 +61,8 @@ def test_boot_from_volume_root_is_the_volume_at_the_root_name():
                    [attachment('/dev/vdb', 'data'),
                     attachment('/dev/vda', 'root', delete=True)])
     assert summary(plan) == [
-        ('/dev/vda', planning.ROOT_VOLUME, 3, 'root', 0),
-        ('/dev/vdb', planning.VOLUME, 2, 'data', None),
+        ('/dev/vda', plan_module.ROOT_VOLUME, 3, 'root', 0),
+        ('/dev/vdb', plan_module.VOLUME, 2, 'data', None),
     ]
     assert plan.devices[0].delete_on_termination is True
     assert plan.root_image_properties == {'hw_qemu_guest_agent': 'yes'}
@@ -75,24 +75,24 @@ def test_boot_from_volume_root_is_the_volume_at_the_root_name():
 def test_boot_volume_bus_follows_the_images_hw_disk_bus():
     volumes = dict(VOLUMES, root=dict(VOLUMES['root'], volume_image_metadata={
         'hw_disk_bus': 'scsi'}))
-    plan = planning.build_plan(server(image_backed=False),
-                               [attachment('/dev/vda', 'root')], volumes,
-                               PROJECT)
+    plan = plan_module.build_plan(server(image_backed=False),
+                                  [attachment('/dev/vda', 'root')], volumes,
+                                  PROJECT)
     assert plan.devices[0].disk_bus == 'scsi'
 
 
 def test_ephemeral_disk_takes_the_first_free_name_after_the_root():
     plan = plan_of(server(ephemeral=5), [attachment('/dev/vdc', 'data')])
     assert summary(plan) == [
-        ('/dev/vda', planning.ROOT_IMAGE, 1, None, 0),
-        ('/dev/vdb', planning.EPHEMERAL, 5, None, None),
-        ('/dev/vdc', planning.VOLUME, 2, 'data', None),
+        ('/dev/vda', plan_module.ROOT_IMAGE, 1, None, 0),
+        ('/dev/vdb', plan_module.EPHEMERAL, 5, None, None),
+        ('/dev/vdc', plan_module.VOLUME, 2, 'data', None),
     ]
 
 
 def test_server_without_volumes_has_only_its_root():
     plan = plan_of(server())
-    assert summary(plan) == [('/dev/vda', planning.ROOT_IMAGE, 1, None, 0)]
+    assert summary(plan) == [('/dev/vda', plan_module.ROOT_IMAGE, 1, None, 0)]
     assert plan.volume_devices == []
 
 
@@ -101,8 +101,8 @@ def test_root_device_name_shown_to_admins_is_used():
                   **{'OS-EXT-SRV-ATTR:root_device_name': '/dev/sda'})
     plan = plan_of(body, [attachment('/dev/sda', 'root'),
                           attachment('/dev/sdb', 'data')])
-    assert [d.kind for d in plan.devices] == [planning.ROOT_VOLUME,
-                                              planning.VOLUME]
+    assert [d.kind for d in plan.devices] == [plan_module.ROOT_VOLUME,
+                                              plan_module.VOLUME]
     assert plan.root_device_name == '/dev/sda'
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
 from tests.unit import fakes
@@ -19,10 +19,10 @@ def cloud():
 
 
 def take(cloud, server_id, **kwargs):
-    events = kwargs.pop('events', [])
+    seen = kwargs.pop('seen', [])
     return run.create_snapshot_set(
         cloud, server_id, clock=fakes.FakeClock(cloud),
-        progress=events.append, **kwargs)
+        progress=seen.append, **kwargs)
 
 
 def resources(cloud):
@@ -240,9 +240,9 @@ def test_failure_at_any_step_leaves_nothing_and_releases_the_guest(
         cloud, point, image_backed):
     server = cloud.add_server(image_backed=image_backed, volumes=VOLUMES)
     cloud.fail_at.add(point)
-    events = []
+    seen = []
     try:
-        take(cloud, server, consistency='crash', wait=True, events=events)
+        take(cloud, server, consistency='crash', wait=True, seen=seen)
     except Exception as e:
         error = e
     else:
@@ -259,7 +259,7 @@ def test_failure_at_any_step_leaves_nothing_and_releases_the_guest(
     assert resources(cloud) == (set(), set()), point
     assert cloud.server_status(server) == 'ACTIVE'
     assert getattr(error, 'rollback_failures', None) == []
-    steps = [(e.step, e.state) for e in events]
+    steps = [(e.step, e.state) for e in seen]
     if ('open-window', 'started') in steps:
         assert steps.index(('close-window', 'started')) < steps.index(
             ('rollback', 'started'))
@@ -276,9 +276,9 @@ def test_unpause_failure_is_reported_and_nothing_is_kept(cloud):
 
 def test_progress_reports_every_step_in_order(cloud):
     server = cloud.add_server(volumes=[('/dev/vdb', 1)])
-    events = []
-    take(cloud, server, consistency='crash', wait=True, events=events)
-    steps = [(e.step, e.state, e.device) for e in events]
+    seen = []
+    take(cloud, server, consistency='crash', wait=True, seen=seen)
+    steps = [(e.step, e.state, e.device) for e in seen]
     assert steps[:6] == [
         ('plan', 'started', None), ('plan', 'done', None),
         ('preflight', 'started', None), ('preflight', 'done', None),
@@ -370,32 +370,32 @@ def test_an_upload_glance_never_finishes_fails_and_keeps_nothing(cloud):
 
 def test_progress_carries_typed_drives_window_and_resources(cloud):
     server = cloud.add_server(volumes=VOLUMES)
-    events = []
+    seen = []
     snapshot_set = take(cloud, server, consistency='crash', wait=True,
-                        events=events)
-    done = {e.step: e for e in events if e.state == progress.DONE}
-    assert done[progress.PLAN].drives == ('/dev/vda', '/dev/vdb', '/dev/vdc')
-    assert done[progress.OPEN_WINDOW].window == {'kind': 'NovaPauseWindow'}
-    assert done[progress.CLOSE_WINDOW].window_ms == snapshot_set.window_ms
-    assert done[progress.PACKAGE].set_id == snapshot_set.id
-    created = [e.resource for e in events if e.step == progress.RESOURCE]
+                        seen=seen)
+    done = {e.step: e for e in seen if e.state == events.DONE}
+    assert done[events.PLAN].drives == ('/dev/vda', '/dev/vdb', '/dev/vdc')
+    assert done[events.OPEN_WINDOW].window == {'kind': 'NovaPauseWindow'}
+    assert done[events.CLOSE_WINDOW].window_ms == snapshot_set.window_ms
+    assert done[events.PACKAGE].set_id == snapshot_set.id
+    created = [e.resource for e in seen if e.step == events.RESOURCE]
     assert sorted((r.kind, r.id) for r in created) == sorted(
-        [(progress.VOLUME_SNAPSHOT, d.snapshot_id)
+        [(events.VOLUME_SNAPSHOT, d.snapshot_id)
          for d in snapshot_set.drives if d.snapshot_id]
-        + [(progress.IMAGE, d.image_id)
+        + [(events.IMAGE, d.image_id)
            for d in snapshot_set.drives if d.image_id])
 
 
 def test_a_failed_run_reports_what_it_created_and_removed(cloud):
     server = cloud.add_server(volumes=VOLUMES)
     cloud.fail_at.add('glance.update')
-    events = []
+    seen = []
     with pytest.raises(Exception):  # noqa: B017 - any failure, same end
-        take(cloud, server, consistency='crash', wait=True, events=events)
-    created = [e.resource for e in events if e.step == progress.RESOURCE]
-    assert {r.kind for r in created} == {progress.VOLUME_SNAPSHOT,
-                                         progress.IMAGE}
-    assert [(e.step, e.state) for e in events][-2:] == [
-        (progress.ROLLBACK, progress.STARTED),
-        (progress.ROLLBACK, progress.DONE)]
+        take(cloud, server, consistency='crash', wait=True, seen=seen)
+    created = [e.resource for e in seen if e.step == events.RESOURCE]
+    assert {r.kind for r in created} == {events.VOLUME_SNAPSHOT,
+                                         events.IMAGE}
+    assert [(e.step, e.state) for e in seen][-2:] == [
+        (events.ROLLBACK, events.STARTED),
+        (events.ROLLBACK, events.DONE)]
     assert resources(cloud) == (set(), set())

@@ -26,7 +26,7 @@ import openstack.config
 import openstack.connection
 import requests
 
-from snapshot_dashboard.agent import captures as agent_captures
+from snapshot_dashboard.agent import captures as captures_module
 from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import run
@@ -81,11 +81,11 @@ def main():
 
     scratch = tempfile.mkdtemp(prefix='capture-bench-')
     targets = ['vda', 'vdb']
-    every_disk = agent_captures.disk_targets(domain.XMLDesc(0))
+    every_disk = captures_module.disk_targets(domain.XMLDesc(0))
 
     def raw_capture():
         folder = tempfile.mkdtemp(dir=scratch)
-        xml = agent_captures.backup_xml(every_disk, set(targets), folder)
+        xml = captures_module.backup_xml(every_disk, set(targets), folder)
         return timed(lambda: domain.backupBegin(xml, None, 0))[0], folder
 
     def agent_capture(lease=None):

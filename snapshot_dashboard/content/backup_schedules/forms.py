@@ -17,8 +17,8 @@ from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content import labels
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import retention
-from snapshot_dashboard.orchestration import timing as timings
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import timing as timing_module
+from snapshot_dashboard.orchestration import window as window_module
 
 INDEX_URL = 'horizon:project:backup_schedules:index'
 DEFAULT_MIN_INTERVAL_S = 3600
@@ -48,19 +48,20 @@ class ScheduleForm(forms.SelfHandlingForm):
         label=_("Drives"), required=False,
         widget=forms.ThemableCheckboxSelectMultiple())
     consistency = forms.ThemableChoiceField(
-        label=_("Consistency"), initial=windows.AUTO,
+        label=_("Consistency"), initial=window_module.AUTO,
         choices=labels.consistency_choices)
     timing = forms.ThemableChoiceField(
         label=_("Timing"), choices=[
-            (timings.HOURLY, _("Hourly")), (timings.DAILY, _("Daily")),
-            (timings.WEEKLY, _("Weekly")),
-            (timings.CRON, _("Cron expression"))],
-        initial=timings.DAILY,
+            (timing_module.HOURLY, _("Hourly")),
+            (timing_module.DAILY, _("Daily")),
+            (timing_module.WEEKLY, _("Weekly")),
+            (timing_module.CRON, _("Cron expression"))],
+        initial=timing_module.DAILY,
         widget=forms.ThemableSelectWidget(attrs={
             'class': 'switchable', 'data-slug': 'timing'}))
     weekday = forms.ThemableChoiceField(
         label=_("Day"), required=False, initial=0,
-        choices=list(enumerate(timings.DAYS)),
+        choices=list(enumerate(timing_module.DAYS)),
         widget=forms.ThemableSelectWidget(attrs=switched(weekly=_("Day"))))
     hour = forms.IntegerField(
         label=_("Hour"), min_value=0, max_value=23, initial=2,
@@ -106,13 +107,13 @@ class ScheduleForm(forms.SelfHandlingForm):
         if self.errors:
             return data
         try:
-            data['cron'] = timings.cron_for(
+            data['cron'] = timing_module.cron_for(
                 data['timing'], data.get('minute') or 0,
                 data.get('hour') or 0, int(data.get('weekday') or 0),
                 data.get('cron') or '')
-            timings.check(data['cron'], data['timezone'], min_interval_s(),
-                         timezone.now())
-        except timings.TimingError as e:
+            timing_module.check(data['cron'], data['timezone'],
+                                min_interval_s(), timezone.now())
+        except timing_module.TimingError as e:
             raise django_forms.ValidationError(str(e)) from e
         try:
             retention.Rules(keep_last=data['keep_last'],

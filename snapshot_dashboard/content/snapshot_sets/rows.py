@@ -5,18 +5,18 @@ from django.utils import dateparse
 from django.utils.translation import gettext_lazy as _
 
 from snapshot_dashboard import models
-from snapshot_dashboard.orchestration import progress
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import sets
 
 RUN_PREFIX = 'run-'
 STEP_LABELS = {
-    progress.PLAN: _('Planning'),
-    progress.PREFLIGHT: _('Checking quotas and agent'),
-    progress.OPEN_WINDOW: _('Holding the guest'),
-    progress.CAPTURE: _('Capturing'),
-    progress.CLOSE_WINDOW: _('Releasing the guest'),
-    progress.PACKAGE: _('Packaging'), progress.UPLOAD: _('Uploading'),
-    progress.ROLLBACK: _('Rolling back'),
+    events.PLAN: _('Planning'),
+    events.PREFLIGHT: _('Checking quotas and agent'),
+    events.OPEN_WINDOW: _('Holding the guest'),
+    events.CAPTURE: _('Capturing'),
+    events.CLOSE_WINDOW: _('Releasing the guest'),
+    events.PACKAGE: _('Packaging'), events.UPLOAD: _('Uploading'),
+    events.ROLLBACK: _('Rolling back'),
 }
 
 

@@ -8,7 +8,7 @@ from horizon import tables
 
 from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content.snapshot_sets import rows as rows_module
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import window as window_module
 
 
 class LaunchFromSet(tables.LinkAction):
@@ -68,7 +68,7 @@ def consistency_badge(row):
         return '-'
     return render_to_string('snapshot_dashboard/_consistency_badge.html', {
         'consistency': row.consistency,
-        'help': windows.LEVEL_HELP.get(row.consistency, '')})
+        'help': window_module.LEVEL_HELP.get(row.consistency, '')})
 
 
 def detail_url(row):

@@ -13,7 +13,7 @@ from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content.snapshot_sets import forms as set_forms
 from snapshot_dashboard.content.snapshot_sets import rows
 from snapshot_dashboard.content.snapshot_sets import tables as set_tables
-from snapshot_dashboard.content.snapshot_sets import workflows as set_flows
+from snapshot_dashboard.content.snapshot_sets import workflows as set_workflows
 from snapshot_dashboard.orchestration import errors
 
 INDEX_URL = 'horizon:project:snapshot_sets:index'
@@ -80,7 +80,7 @@ class RunDetailView(generic.TemplateView):
 
 
 class CreateView(workflows.WorkflowView):
-    workflow_class = set_flows.CreateSnapshotSet
+    workflow_class = set_workflows.CreateSnapshotSet
 
     def get_initial(self):
         instance_id = self.kwargs['instance_id']

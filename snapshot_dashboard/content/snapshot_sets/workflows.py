@@ -15,7 +15,7 @@ from horizon import workflows
 from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content import labels
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import window as windows
+from snapshot_dashboard.orchestration import window as window_module
 
 INDEX_URL = 'horizon:project:snapshot_sets:index'
 
@@ -77,7 +77,7 @@ class OptionsAction(workflows.Action):
                                        "the time."))
     consistency = forms.ThemableChoiceField(
         label=_("Consistency"), choices=labels.consistency_choices,
-        initial=windows.AUTO)
+        initial=window_module.AUTO)
     description = forms.CharField(widget=forms.Textarea(attrs={'rows': 3}),
                                   label=_("Description"), required=False)
 
