@@ -209,14 +209,17 @@ def achieved(window, requested):
     return {APPLICATION: CRASH, CRASH: NONE}.get(window.level, NONE)
 
 
+_UNASKED = object()
+
+
 def choose_window(consistency, plan, clients, clock=Clock, agent=None,
-                  budget_s=60, agent_status=None):
+                  budget_s=60, agent_status=_UNASKED):
     """The window that reaches ``consistency`` for this plan, or an error.
 
     ``agent`` is the server's AgentClient, or None where no agent runs:
     then ``application`` cannot be reached and ``crash`` pauses through
-    Nova. ``agent_status`` is what the agent just said of the server
-    (asked here when not given).
+    Nova. ``agent_status`` is what the agent just said of the server, None
+    if it could not be asked (asked here when not given).
     """
     if consistency not in LEVELS:
         raise errors.ConsistencyUnavailable(
@@ -233,7 +236,8 @@ def choose_window(consistency, plan, clients, clock=Clock, agent=None,
     if consistency == NONE:
         return NoWindow()
     name = plan.server_name or plan.server_id
-    status = agent_status or agent_module.probe(agent, plan.server_id)
+    status = (agent_module.probe(agent, plan.server_id)
+              if agent_status is _UNASKED else agent_status)
     if consistency in (APPLICATION, AUTO) and status and status.get(
             'guest_agent'):
         return AgentFreezeWindow(agent, plan.server_id, budget_s)

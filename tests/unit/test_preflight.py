@@ -120,3 +120,17 @@ def test_a_cloud_without_glance_usage_has_no_image_quota(cloud):
     cloud.glance.info.get_usage = no_usage
     result = check(cloud, server)
     assert [q.resource for q in result.quotas] == []
+
+
+def test_an_agent_that_does_not_answer_is_asked_once(cloud):
+    # Each probe of an unreachable agent can cost its whole timeout.
+    server = cloud.add_server(volumes=VOLUMES)
+    agent = fakes.FakeAgent(cloud, reachable=False)
+    asked = []
+    answer = agent.server
+    agent.server = lambda server_id: asked.append(server_id) or answer(
+        server_id)
+    result = check(cloud, server, agent)
+    assert asked == [server]
+    assert (result.agent, result.expected['auto']) == (False, 'crash')
+    assert 'does not answer' in result.refused['application']
