@@ -9,6 +9,7 @@ side, used by the Horizon wrappers (``api``) and the worker alike.
   acts so for runs and schedules. Only the trust's id is stored.
 """
 
+import dataclasses
 import functools
 import logging
 
@@ -67,19 +68,40 @@ def agent_locator():
         template, service_clients=clients_module.Clients(service_session()))
 
 
-def create_trust(request, lifetime=None):
-    """A trust from the request's user to the service user on the user's
-    project, with the user's roles; impersonating, so every action shows
-    the user. ``lifetime`` (a timedelta) None: it lasts until deleted."""
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who asks: a user with a project-scoped token, as Horizon's request
+    or the API's keystonemiddleware shows them. ``session`` acts with the
+    token."""
+
+    user_id: str
+    user_name: str
+    project_id: str
+    role_names: tuple
+    session: ks_session.Session
+    region_name: str | None = None
+
+    @classmethod
+    def of_request(cls, request):
+        user = request.user
+        return cls(user_id=user.id, user_name=user.username,
+                   project_id=user.project_id,
+                   role_names=tuple(role['name'] for role in user.roles),
+                   session=request_session(request),
+                   region_name=user.services_region)
+
+
+def create_trust(caller, lifetime=None):
+    """A trust from the caller to the service user on the caller's
+    project, with the caller's roles; impersonating, so every action shows
+    the caller. ``lifetime`` (a timedelta) None: it lasts until deleted."""
     trustee = service_session().get_user_id()
     expires = timezone.now() + lifetime if lifetime else None
-    keystone = keystone_client.Client(
-        session=request_session(request),
-        region_name=request.user.services_region)
+    keystone = keystone_client.Client(session=caller.session,
+                                      region_name=caller.region_name)
     return keystone.trusts.create(
-        trustee_user=trustee, trustor_user=request.user.id,
-        project=request.user.project_id,
-        role_names=[role['name'] for role in request.user.roles],
+        trustee_user=trustee, trustor_user=caller.user_id,
+        project=caller.project_id, role_names=list(caller.role_names),
         impersonation=True, expires_at=expires)
 
 

@@ -27,6 +27,7 @@ RUNNING = 'running'
 SUCCEEDED = 'succeeded'
 FAILED = 'failed'
 ENDED = (SUCCEEDED, FAILED)
+DEFAULT_BUDGET_S = 60
 
 
 class SnapshotRun(models.Model):
@@ -45,6 +46,8 @@ class SnapshotRun(models.Model):
     name = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
     consistency = models.CharField(max_length=16)
+    # Longest the guest may be held still, in seconds.
+    budget_s = models.IntegerField(default=DEFAULT_BUDGET_S)
     schedule = models.ForeignKey('Schedule', null=True, blank=True,
                                  on_delete=models.SET_NULL,
                                  related_name='runs')
@@ -89,13 +92,14 @@ class SnapshotRun(models.Model):
     @classmethod
     def queue(cls, *, project_id, user_id, user_name, server_id, server_name,
               devices, name, consistency, trust_id, description='',
-              schedule=None):
+              budget_s=None, schedule=None):
         """Queue a run for the workers: the one way a run row is made."""
         return cls.objects.create(
             project_id=project_id, user_id=user_id, user_name=user_name or '',
             server_id=server_id, server_name=server_name or '',
             devices=devices, name=name or '', description=description or '',
             consistency=consistency, schedule=schedule, trust_id=trust_id,
+            budget_s=budget_s or DEFAULT_BUDGET_S,
             drives=dict.fromkeys(devices or [], QUEUED))
 
 

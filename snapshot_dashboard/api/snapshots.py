@@ -2,8 +2,8 @@
 and the run and schedule models, acting with the user's own token.
 
 Each is thin: the logic is in ``orchestration`` (sets, pre-flight), in
-``models`` (queueing a run, a schedule's timing and retention) and in
-``credentials`` (sessions and trusts).
+``lifecycle`` (runs, schedules and their trusts, shared with the REST
+API), in ``models`` and in ``credentials`` (sessions and trusts).
 """
 
 import datetime
@@ -12,12 +12,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from snapshot_dashboard import credentials
+from snapshot_dashboard import lifecycle
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import preflight as preflight_module
 from snapshot_dashboard.orchestration import sets
-
-RUN_TRUST_HOURS = 24
 
 
 def clients(request):
@@ -81,19 +80,9 @@ def create_run(request, server_id, server_name, devices, name, description,
                consistency):
     """Queue a run for the worker, with a trust from the user to the
     service user that ends with the run."""
-    trust = credentials.create_trust(
-        request, datetime.timedelta(hours=RUN_TRUST_HOURS))
-    try:
-        return models.SnapshotRun.queue(
-            project_id=request.user.project_id, user_id=request.user.id,
-            user_name=request.user.username, server_id=server_id,
-            server_name=server_name, devices=devices, name=name,
-            description=description, consistency=consistency,
-            trust_id=trust.id)
-    except Exception:
-        # No run to act for: the permission goes too.
-        credentials.delete_trust(clients(request).session, trust.id)
-        raise
+    return lifecycle.queue_run(
+        credentials.Caller.of_request(request), server_id, server_name,
+        devices, name, description, consistency)
 
 
 def list_runs(request, include_ended_since=None):
@@ -134,26 +123,13 @@ def get_schedule(request, schedule_id):
 def create_schedule(request, **fields):
     """A schedule with a trust from the user to the service user that lasts
     as long as the schedule (no expiry)."""
-    trust = credentials.create_trust(request)
-    try:
-        schedule = models.Schedule(
-            project_id=request.user.project_id, user_id=request.user.id,
-            user_name=request.user.username, trust_id=trust.id, **fields)
-        schedule.next_run_at = schedule.next_fire()
-        schedule.save()
-    except Exception:
-        credentials.delete_trust(clients(request).session, trust.id)
-        raise
-    return schedule
+    return lifecycle.create_schedule(credentials.Caller.of_request(request),
+                                     **fields)
 
 
 def update_schedule(request, schedule_id, **fields):
-    schedule = get_schedule(request, schedule_id)
-    for name, value in fields.items():
-        setattr(schedule, name, value)
-    schedule.next_run_at = schedule.next_fire()
-    schedule.save()
-    return schedule
+    return lifecycle.update_schedule(get_schedule(request, schedule_id),
+                                     **fields)
 
 
 def set_schedule_enabled(request, schedule_id, enabled):
@@ -162,9 +138,8 @@ def set_schedule_enabled(request, schedule_id, enabled):
 
 def delete_schedule(request, schedule_id):
     """Delete the schedule and its trust; its sets stay."""
-    schedule = get_schedule(request, schedule_id)
-    credentials.delete_trust(clients(request).session, schedule.trust_id)
-    schedule.delete()
+    lifecycle.delete_schedule(credentials.Caller.of_request(request),
+                              get_schedule(request, schedule_id))
 
 
 def run_schedule_now(request, schedule_id):

@@ -164,7 +164,8 @@ class Executor:
                 snapshot_set = run_module.create_snapshot_set(
                     self.clients(run), run.server_id, devices=run.devices,
                     name=run.name or None, description=run.description,
-                    consistency=run.consistency, wait=True,
+                    consistency=run.consistency, budget_s=run.budget_s,
+                    wait=True,
                     progress=recorder, agent_locator=self.agent_locator,
                     run_id=str(run.pk),
                     schedule_id=str(run.schedule_id) if run.schedule_id

@@ -86,8 +86,9 @@ class ScheduleFormTests(helpers.TestCase):
             (self.server.id, ['/dev/vda', '/dev/vdc'], '30 2 * * *',
              'Europe/Paris', 'trust-9', 4, self.tenant.id))
         self.assertGreater(schedule.next_run_at, timezone.now())
-        self.mock_create_trust.assert_called_once_with(
-            horizon_helpers.IsHttpRequest())
+        (caller,), _ = self.mock_create_trust.call_args
+        self.assertEqual((caller.user_id, caller.project_id),
+                         (self.user.id, self.tenant.id))
 
     @horizon_helpers.create_mocks({api: ['preflight', 'check_selection'],
                                    credentials: ['create_trust']})

@@ -5,35 +5,28 @@ nothing."""
 import zoneinfo
 
 from django import forms as django_forms
-from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from horizon import exceptions
 from horizon import forms
 from horizon import messages
 
+from snapshot_dashboard import lifecycle
 from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content import labels
 from snapshot_dashboard.orchestration import errors
-from snapshot_dashboard.orchestration import retention
 from snapshot_dashboard.orchestration import timing as timing_module
 from snapshot_dashboard.orchestration import window as window_module
 
 INDEX_URL = 'horizon:project:backup_schedules:index'
-DEFAULT_MIN_INTERVAL_S = 3600
 
 
-def min_interval_s():
-    return getattr(settings, 'SNAPSHOT_DASHBOARD_MIN_SCHEDULE_INTERVAL_S',
-                   DEFAULT_MIN_INTERVAL_S)
-
-
-def switched(**labels):
-    """Horizon's switchable fields: shown for the timing choices named."""
+def switched(**shown_as):
+    """Horizon's switchable fields: shown for the timing choices named,
+    with the label each gives."""
     attrs = {'class': 'switched', 'data-switch-on': 'timing'}
     attrs.update(('data-timing-%s' % choice, label)
-                 for choice, label in labels.items())
+                 for choice, label in shown_as.items())
     return attrs
 
 
@@ -106,28 +99,11 @@ class ScheduleForm(forms.SelfHandlingForm):
         data = super().clean()
         if self.errors:
             return data
+        data['weekday'] = int(data.get('weekday') or 0)
         try:
-            data['cron'] = timing_module.cron_for(
-                data['timing'], data.get('minute') or 0,
-                data.get('hour') or 0, int(data.get('weekday') or 0),
-                data.get('cron') or '')
-            timing_module.check(data['cron'], data['timezone'],
-                                min_interval_s(), timezone.now())
-        except timing_module.TimingError as e:
+            data.update(lifecycle.check_schedule(data))
+        except lifecycle.InvalidRequest as e:
             raise django_forms.ValidationError(str(e)) from e
-        try:
-            retention.Rules(keep_last=data['keep_last'],
-                            keep_daily=data['keep_daily'],
-                            keep_weekly=data['keep_weekly'],
-                            keep_monthly=data['keep_monthly'])
-        except ValueError as e:
-            raise django_forms.ValidationError(str(e)) from e
-        try:
-            data['name_template'].format(server='s', schedule='s', time='t')
-        except (KeyError, IndexError, ValueError):
-            raise django_forms.ValidationError(_(
-                'Set names may use {server}, {schedule} and {time} '
-                'only.')) from None
         if data['all_drives']:
             data['devices'] = None
         elif not data['devices']:
@@ -149,9 +125,9 @@ class ScheduleForm(forms.SelfHandlingForm):
             'server_id': data['instance_id'],
             'server_name': self.server_name, 'name': data['name'],
             'devices': data['devices'], 'consistency': data['consistency'],
-            'timing': data['timing'], 'minute': data.get('minute') or 0,
-            'hour': data.get('hour') or 0,
-            'weekday': int(data.get('weekday') or 0), 'cron': data['cron'],
+            'timing': data['timing'], 'minute': data['minute'],
+            'hour': data['hour'], 'weekday': data['weekday'],
+            'cron': data['cron'],
             'timezone': data['timezone'],
             'name_template': data['name_template'],
             'keep_last': data['keep_last'],
