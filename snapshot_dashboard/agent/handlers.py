@@ -8,17 +8,12 @@ privileged role.
 
 import logging
 
+from snapshot_dashboard import web
 from snapshot_dashboard.agent import captures as captures_module
 from snapshot_dashboard.agent import guests as guests_module
 from snapshot_dashboard.agent import leases as leases_module
 
 LOG = logging.getLogger(__name__)
-
-
-class HTTPError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
 
 
 class Agent:
@@ -58,7 +53,7 @@ def authorize(request, guest, agent):
     if not project or owner != project:
         LOG.warning('Project %s refused on server %s (owned by %s)',
                     project, guest.uuid, owner)
-        raise HTTPError(403, 'Server %s is not in your project.'
+        raise web.HTTPError(403, 'Server %s is not in your project.'
                         % guest.uuid)
 
 
@@ -66,16 +61,13 @@ def _guest(request, agent, uuid):
     try:
         guest = agent.hypervisor.guest(uuid)
     except guests_module.GuestNotFound as e:
-        raise HTTPError(404, str(e)) from e
+        raise web.HTTPError(404, str(e)) from e
     authorize(request, guest, agent)
     return guest
 
 
 def _body(request):
-    body = request.json_body if request.body else {}
-    if not isinstance(body, dict):
-        raise HTTPError(400, 'The body must be a JSON object.')
-    return body
+    return web.json_body(request)
 
 
 def _budget(request, agent):
@@ -83,9 +75,9 @@ def _budget(request, agent):
     try:
         budget = float(body.get('budget_s'))
     except (TypeError, ValueError):
-        raise HTTPError(400, 'budget_s (seconds) is required.') from None
+        raise web.HTTPError(400, 'budget_s (seconds) is required.') from None
     if not 0 < budget <= agent.max_budget_s:
-        raise HTTPError(400, 'budget_s must be above 0 and at most %s.'
+        raise web.HTTPError(400, 'budget_s must be above 0 and at most %s.'
                         % agent.max_budget_s)
     return budget
 
@@ -93,7 +85,7 @@ def _budget(request, agent):
 def _lease_id(request):
     body = _body(request)
     if not body.get('lease'):
-        raise HTTPError(400, 'lease is required.')
+        raise web.HTTPError(400, 'lease is required.')
     return body['lease']
 
 
@@ -117,9 +109,9 @@ def _take(request, agent, uuid, kind, hold, release):
         lease = agent.leases.take(uuid, kind, budget, lambda: hold(guest),
                                   lambda: release(guest))
     except leases_module.LeaseConflict as e:
-        raise HTTPError(409, str(e)) from e
+        raise web.HTTPError(409, str(e)) from e
     except guests_module.GuestError as e:
-        raise HTTPError(e.status, str(e)) from e
+        raise web.HTTPError(e.status, str(e)) from e
     return 201, {'lease': lease.to_dict(agent.leases.clock())}
 
 
@@ -142,9 +134,9 @@ def _release(request, agent, uuid, kind):
     try:
         lease = agent.leases.find(_lease_id(request))
     except leases_module.LeaseNotFound as e:
-        raise HTTPError(404, str(e)) from e
+        raise web.HTTPError(404, str(e)) from e
     if lease.server != uuid or lease.kind != kind:
-        raise HTTPError(409, 'Lease %s is not a %s of server %s.'
+        raise web.HTTPError(409, 'Lease %s is not a %s of server %s.'
                         % (lease.id, kind, uuid))
     lease = agent.leases.release(lease.id)
     body = {'lease': lease.to_dict(agent.leases.clock())}
@@ -169,7 +161,7 @@ def _capture_call(function, *args):
     try:
         return function(*args)
     except captures_module.CaptureError as e:
-        raise HTTPError(e.status, str(e)) from e
+        raise web.HTTPError(e.status, str(e)) from e
 
 
 def create_capture(request, agent, uuid):
@@ -180,13 +172,13 @@ def create_capture(request, agent, uuid):
     devices = body.get('devices')
     if (not isinstance(devices, list) or not devices
             or not all(isinstance(d, str) for d in devices)):
-        raise HTTPError(400, 'devices must be a list of drive names, such '
+        raise web.HTTPError(400, 'devices must be a list of drive names, such '
                         'as ["vda", "vdb"].')
     lease_id = body.get('lease')
     if lease_id is not None:
         lease = agent.leases.active(uuid)
         if lease is None or lease.id != lease_id:
-            raise HTTPError(409, 'Lease %s does not hold server %s now.'
+            raise web.HTTPError(409, 'Lease %s does not hold server %s now.'
                             % (lease_id, uuid))
     capture = _capture_call(agent.captures.begin, guest, devices)
     capture.lease = lease_id
@@ -210,7 +202,7 @@ def export_capture(request, agent, uuid, capture_id):
     if (not isinstance(listed, list) or not listed or not all(
             isinstance(i, dict) and isinstance(i.get('device'), str)
             and isinstance(i.get('image'), str) for i in listed)):
-        raise HTTPError(400, 'images must be a list of {"device": …, '
+        raise web.HTTPError(400, 'images must be a list of {"device": …, '
                         '"image": <Glance image id>}.')
     images = {i['device']: i['image'] for i in listed}
     upload = agent.uploader(request.environ.get('keystone.token_auth'))

@@ -16,6 +16,7 @@ from oslo_config import cfg
 import pytest
 import webob
 
+from snapshot_dashboard import web
 from snapshot_dashboard.agent import conf as conf_module
 from snapshot_dashboard.agent import deploy
 from snapshot_dashboard.agent import handlers
@@ -59,7 +60,7 @@ def call(agent, method, path, body=None, project=OWNER, roles='member'):
     if body is not None:
         request.body = json.dumps(body).encode()
         request.content_type = 'application/json'
-    response = request.get_response(deploy.Router(handlers.ROUTES, agent))
+    response = request.get_response(web.Router(handlers.ROUTES, agent))
     return response.status_int, response.json
 
 
