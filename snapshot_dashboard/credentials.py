@@ -26,7 +26,7 @@ from snapshot_dashboard.orchestration import clients as clients_module
 LOG = logging.getLogger(__name__)
 
 
-def _verify():
+def verify():
     """Horizon's TLS settings, for every session made here."""
     if getattr(settings, 'OPENSTACK_SSL_NO_VERIFY', False):
         return False
@@ -38,14 +38,14 @@ def request_session(request):
     auth = v3.Token(auth_url=request.user.endpoint,
                     token=request.user.token.id,
                     project_id=request.user.project_id)
-    return ks_session.Session(auth=auth, verify=_verify())
+    return ks_session.Session(auth=auth, verify=verify())
 
 
 @functools.lru_cache(maxsize=1)
 def service_session():
     return ks_session.Session(
         auth=v3.Password(**settings.SNAPSHOT_DASHBOARD_SERVICE_AUTH),
-        verify=_verify())
+        verify=verify())
 
 
 def trust_session(trust_id):
@@ -55,7 +55,7 @@ def trust_session(trust_id):
                settings.SNAPSHOT_DASHBOARD_SERVICE_AUTH.items()
                if not k.startswith('project_')}
     return ks_session.Session(auth=v3.Password(trust_id=trust_id, **options),
-                              verify=_verify())
+                              verify=verify())
 
 
 def agent_locator():
