@@ -1,4 +1,5 @@
-"""``openstack server snapshot create|list|show|delete``."""
+"""``openstack server snapshot create|list|show|delete``: through the
+REST API of snapshot sets, or with ``--in-process`` through the core."""
 
 import logging
 import os
@@ -7,14 +8,17 @@ from osc_lib import exceptions
 from osc_lib import utils
 from osc_lib.command import command
 
+from snapshot_dashboard.cli import service_client
 from snapshot_dashboard.orchestration import agent
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
-from snapshot_dashboard.orchestration import window
+from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
 
+# Past this, a run nobody took is worth a word.
+QUEUED_WARNING_S = 120
 LIST_COLUMNS = ('ID', 'Name', 'Server', 'Consistency', 'Window (ms)',
                 'Drives', 'Status', 'Created At')
 
@@ -59,18 +63,44 @@ def _details(snapshot_set):
 
 
 class _SetCommand(command.Command):
+    """A command on snapshot sets: through the REST API, or with
+    ``--in-process`` through the orchestration core here."""
+
     @property
     def clients(self):
-        return self.app.client_manager.snapshot_sets
+        return self.app.client_manager.snapshot_sets.clients
+
+    @property
+    def service(self):
+        return self.app.client_manager.snapshot_sets.service
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--in-process', action='store_true',
+            help='Act from this machine with the orchestration core instead '
+                 'of the snapshot sets service (for admins, and clouds '
+                 'without the service)')
+        return parser
 
     def find_server(self, name_or_id):
         return utils.find_resource(self.clients.nova.servers, name_or_id)
+
+    def take_action(self, parsed_args):
+        try:
+            if parsed_args.in_process:
+                return self.in_process(parsed_args)
+            return self.through_service(parsed_args)
+        except (errors.SnapshotSetError,
+                service_client.ServiceError) as e:
+            raise exceptions.CommandError(str(e)) from e
 
 
 class CreateSnapshotSet(_SetCommand, command.ShowOne):
     _description = ('Take a consistent snapshot set of a server: every '
                     'chosen drive at one instant, packaged as one image')
-    clock = window.Clock
+    clock = window_module.Clock
+    poll_s = 1
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -85,44 +115,96 @@ class CreateSnapshotSet(_SetCommand, command.ShowOne):
         parser.add_argument('--description', metavar='<description>',
                             default='', help='Description of the set')
         parser.add_argument(
-            '--consistency', choices=window.LEVELS, default=window.AUTO,
+            '--consistency', choices=window_module.LEVELS,
+            default=window_module.AUTO,
             help='; '.join('%s: %s' % item
-                           for item in window.LEVEL_HELP.items()))
+                           for item in window_module.LEVEL_HELP.items()))
         parser.add_argument(
             '--budget', metavar='<seconds>', type=int,
             default=run.DEFAULT_BUDGET_S,
             help='Longest the guest may be held still (default: %(default)s)')
         parser.add_argument(
             '--wait', action='store_true',
-            help='Return only when the set is usable (its image uploaded)')
+            help='Return only when the set is usable (its image uploaded); '
+                 'without it, the queued run is shown')
         parser.add_argument(
             '--agent-url', metavar='<url>',
-            default=os.environ.get('SNAPSHOT_DASHBOARD_AGENT_URL'),
-            help='URL of the compute-side agent; {host} stands for the '
-                 "server's compute host, which only admins may see "
-                 '(default: env SNAPSHOT_DASHBOARD_AGENT_URL; none: no '
-                 'application consistency, crash through Nova\'s pause)')
+            help='With --in-process: URL of the compute-side agent; {host} '
+                 "stands for the server's compute host, which only admins "
+                 'may see (default: env SNAPSHOT_DASHBOARD_AGENT_URL; none: '
+                 "no application consistency, crash through Nova's pause)")
         return parser
 
-    def take_action(self, parsed_args):
+    def through_service(self, parsed_args):
+        """Queue the run; with --wait, follow it until its set is
+        usable."""
+        if parsed_args.agent_url:
+            raise exceptions.CommandError(
+                '--agent-url is for --in-process: the snapshot sets service '
+                'finds the agent of the server itself.')
         server = self.find_server(parsed_args.server)
-        try:
-            snapshot_set = run.create_snapshot_set(
-                self.clients, server.id, devices=parsed_args.devices,
-                name=parsed_args.name, description=parsed_args.description,
-                consistency=parsed_args.consistency,
-                budget_s=parsed_args.budget, wait=parsed_args.wait,
-                progress=self._progress, clock=self.clock,
-                agent_locator=(agent.AgentLocator(parsed_args.agent_url)
-                               if parsed_args.agent_url else None))
-        except errors.SnapshotSetError as e:
-            raise exceptions.CommandError(str(e)) from e
+        queued = self.service.create_run(
+            server.id, devices=parsed_args.devices,
+            consistency=parsed_args.consistency, name=parsed_args.name,
+            description=parsed_args.description,
+            budget_s=parsed_args.budget)
+        if not parsed_args.wait:
+            return _run_details(queued)
+        ended = self._follow(queued)
+        if ended['state'] != 'succeeded':
+            raise exceptions.CommandError(
+                'Run %s failed: %s' % (ended['id'], ended['error']))
+        return _details(sets.SnapshotSet.from_dict(
+            self.service.get_set(ended['set_id'])))
+
+    def _follow(self, queued):
+        """Poll the run until it ends; each new step in the log (-v)."""
+        shown = 0
+        current = queued
+        started = self.clock.now()
+        warned = False
+        while current['state'] not in ('succeeded', 'failed'):
+            self.clock.sleep(self.poll_s)
+            current = self.service.get_run(queued['id'])
+            for event in current['events'][shown:]:
+                _log_event(event.get('step'), event.get('state'),
+                           event.get('device'), event.get('detail'))
+            shown = len(current['events'])
+            if (current['state'] == 'queued' and not warned
+                    and self.clock.now() - started > QUEUED_WARNING_S):
+                warned = True
+                LOG.warning('Run %s is still queued after %d s: no worker '
+                            'of the snapshot sets service has taken it.',
+                            current['id'], QUEUED_WARNING_S)
+        return current
+
+    def in_process(self, parsed_args):
+        server = self.find_server(parsed_args.server)
+        agent_url = (parsed_args.agent_url
+                     or os.environ.get('SNAPSHOT_DASHBOARD_AGENT_URL'))
+        snapshot_set = run.create_snapshot_set(
+            self.clients, server.id, devices=parsed_args.devices,
+            name=parsed_args.name, description=parsed_args.description,
+            consistency=parsed_args.consistency,
+            budget_s=parsed_args.budget, wait=parsed_args.wait,
+            progress=lambda e: _log_event(e.step, e.state, e.device,
+                                          e.detail),
+            clock=self.clock,
+            agent_locator=(agent.AgentLocator(agent_url) if agent_url
+                           else None))
         return _details(snapshot_set)
 
-    def _progress(self, event):
-        LOG.info('%s %s%s%s', event.step, event.state,
-                 ' ' + event.device if event.device else '',
-                 ': ' + event.detail if event.detail else '')
+
+def _log_event(step, state, device, detail):
+    LOG.info('%s %s%s%s', step, state, ' ' + device if device else '',
+             ': ' + detail if detail else '')
+
+
+def _run_details(queued):
+    details = {key: queued[key] for key in (
+        'id', 'state', 'server_id', 'consistency', 'budget_s', 'created_at')}
+    details['devices'] = ', '.join(queued['devices'] or ['every drive'])
+    return tuple(zip(*sorted(details.items()), strict=True))
 
 
 class ListSnapshotSet(_SetCommand, command.Lister):
@@ -134,11 +216,19 @@ class ListSnapshotSet(_SetCommand, command.Lister):
                             help='Only the sets of this server (name or ID)')
         return parser
 
-    def take_action(self, parsed_args):
-        server_id = None
+    def _server_id(self, parsed_args):
         if parsed_args.server:
-            server_id = self.find_server(parsed_args.server).id
-        found = sets.list_sets(self.clients, server_id=server_id)
+            return self.find_server(parsed_args.server).id
+        return None
+
+    def through_service(self, parsed_args):
+        found = self.service.list_sets(self._server_id(parsed_args))
+        return LIST_COLUMNS, [_row(sets.SnapshotSet.from_dict(s))
+                              for s in found]
+
+    def in_process(self, parsed_args):
+        found = sets.list_sets(self.clients,
+                               server_id=self._server_id(parsed_args))
         return LIST_COLUMNS, [_row(s) for s in found]
 
 
@@ -151,13 +241,12 @@ class ShowSnapshotSet(_SetCommand, command.ShowOne):
                             help='Snapshot set (its image ID)')
         return parser
 
-    def take_action(self, parsed_args):
-        try:
-            snapshot_set = sets.get_set(self.clients,
-                                        parsed_args.snapshot_set)
-        except errors.SnapshotSetError as e:
-            raise exceptions.CommandError(str(e)) from e
-        return _details(snapshot_set)
+    def through_service(self, parsed_args):
+        return _details(sets.SnapshotSet.from_dict(
+            self.service.get_set(parsed_args.snapshot_set)))
+
+    def in_process(self, parsed_args):
+        return _details(sets.get_set(self.clients, parsed_args.snapshot_set))
 
 
 class DeleteSnapshotSet(_SetCommand):
@@ -170,12 +259,22 @@ class DeleteSnapshotSet(_SetCommand):
                             help='Snapshot set(s) to delete (image ID)')
         return parser
 
-    def take_action(self, parsed_args):
+    def through_service(self, parsed_args):
+        self._delete_each(parsed_args, self.service.delete_set)
+
+    def in_process(self, parsed_args):
+        self._delete_each(parsed_args,
+                          lambda set_id: sets.delete_set(self.clients,
+                                                         set_id))
+
+    @staticmethod
+    def _delete_each(parsed_args, delete):
         failed = 0
         for set_id in parsed_args.snapshot_sets:
             try:
-                sets.delete_set(self.clients, set_id)
-            except errors.SnapshotSetError as e:
+                delete(set_id)
+            except (errors.SnapshotSetError,
+                    service_client.ServiceError) as e:
                 failed += 1
                 LOG.error(str(e))
         if failed:

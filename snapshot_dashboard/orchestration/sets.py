@@ -103,6 +103,14 @@ class SnapshotSet:
             project_id=image.get('owner'),
             schedule_id=image.get(properties.SCHEDULE))
 
+    @classmethod
+    def from_dict(cls, data):
+        """The set ``dataclasses.asdict`` gave (as the REST API shows it)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values['drives'] = [Drive.from_dict(d) for d in data['drives']]
+        return cls(**values)
+
     @property
     def snapshot_ids(self):
         return [d.snapshot_id for d in self.drives if d.snapshot_id]

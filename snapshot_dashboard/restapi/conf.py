@@ -9,8 +9,6 @@ from oslo_policy import opts as policy_opts
 
 from snapshot_dashboard import web
 
-SERVICE_TYPE = 'snapshot-sets'
-
 api_opts = [
     cfg.HostAddressOpt('bind_host', default='127.0.0.1',
                        help='Address snapshot-dashboard-api listens on '

@@ -1,4 +1,5 @@
-"""The OpenStackClient commands, on the in-memory cloud."""
+"""The OpenStackClient commands with --in-process, on the in-memory cloud
+(through the REST API: tests/restapi/test_cli_through_api.py)."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ import types
 from osc_lib import exceptions
 import pytest
 
+from snapshot_dashboard.cli import plugin
 from snapshot_dashboard.cli import snapshot_sets
 from tests.unit import fakes
 
@@ -25,10 +27,12 @@ def cloud_clock(monkeypatch, cloud):
 
 def invoke(cloud, command_class, *argv):
     app = types.SimpleNamespace(
-        client_manager=types.SimpleNamespace(snapshot_sets=cloud),
+        client_manager=types.SimpleNamespace(
+            snapshot_sets=plugin.ClientSet(cloud, service=None)),
         stdout=sys.stdout, stderr=sys.stderr, options=None)
     command = command_class(app, None)
-    parsed = command.get_parser('openstack').parse_args(list(argv))
+    parsed = command.get_parser('openstack').parse_args(
+        ['--in-process', *argv])
     return command.take_action(parsed)
 
 
@@ -76,12 +80,16 @@ def test_delete_of_an_unknown_set_fails_and_says_how_many(cloud):
     assert '1 of 1 snapshot sets failed' in str(raised.value)
 
 
-def test_openstack_help_lists_the_four_commands():
+def test_openstack_help_lists_the_set_and_schedule_commands():
     openstack = os.path.join(os.path.dirname(sys.executable), 'openstack')
     result = subprocess.run([openstack, 'server', 'snapshot', '--help'],
                             capture_output=True, text=True, timeout=120,
                             check=False)
     commands = [line.strip() for line in result.stdout.splitlines()
                 if line.strip().startswith('server snapshot ')]
-    assert commands == ['server snapshot create', 'server snapshot delete',
-                        'server snapshot list', 'server snapshot show']
+    assert commands == [
+        'server snapshot create', 'server snapshot delete',
+        'server snapshot list', 'server snapshot schedule create',
+        'server snapshot schedule delete', 'server snapshot schedule list',
+        'server snapshot schedule set', 'server snapshot schedule show',
+        'server snapshot show']

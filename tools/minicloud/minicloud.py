@@ -26,12 +26,17 @@ REGION = 'RegionOne'
 HOST = 'minicloud'
 PORTS = {'keystone': 5000, 'glance': 9292, 'placement': 8778,
          'nova-api': 8774, 'cinder-api': 8776, 'network': 9696,
-         'mariadb': 3306, 'rabbitmq': 5672, 'agent': 9797}
+         'mariadb': 3306, 'rabbitmq': 5672, 'agent': 9797,
+         'snapshot-api': 9798}
 DATABASES = ['keystone', 'glance', 'placement', 'nova_api', 'nova',
              'nova_cell0', 'cinder']
 SERVICE_USERS = ['glance', 'placement', 'nova', 'cinder']
 # The plugin's own service user: trusts and the admin-only host lookup.
 PLUGIN_USER = 'snapshot-dashboard'
+# The REST API's entry in the catalog.
+SNAPSHOT_SERVICE_TYPE = 'snapshot-sets'
+# Users of the demo project besides demo: one who may only read.
+DEMO_READER = 'demo-reader'
 FLAVOR = 'snap.tiny'
 GUEST_IMAGE = 'snapguest'
 
@@ -94,16 +99,21 @@ class MiniCloud:
 
     @property
     def secrets(self):
-        if not os.path.exists(self.secrets_file):
-            values = {name: secrets.token_hex(12) for name in
-                      ['db', 'admin', 'demo', 'demo2', 'rabbit', PLUGIN_USER]
-                      + SERVICE_USERS}
+        names = (['db', 'admin', 'demo', 'demo2', DEMO_READER, 'rabbit',
+                  'django', PLUGIN_USER] + SERVICE_USERS)
+        values = {}
+        if os.path.exists(self.secrets_file):
+            with open(self.secrets_file) as f:
+                values = json.load(f)
+        if set(names) - set(values):
+            # A state folder from before a user was added gets its secret.
+            values.update({name: secrets.token_hex(12) for name in names
+                           if name not in values})
             os.makedirs(self.state, exist_ok=True)
             with open(self.secrets_file, 'w') as f:
                 json.dump(values, f)
             os.chmod(self.secrets_file, 0o600)
-        with open(self.secrets_file) as f:
-            return json.load(f)
+        return values
 
     def db_url(self, name):
         return 'mysql+pymysql://openstack:%s@127.0.0.1:%d/%s' % (
@@ -206,7 +216,26 @@ class MiniCloud:
                               {'PYTHONPATH': cinder_path}),
             'agent': ([self.bin('snapshot-dashboard-agent'), '--config-file',
                        self.conf('agent')], {}),
+            # The REST API and a worker executing what it queues, on one
+            # database (snapshot_dashboard_settings.py).
+            'snapshot-api': (gunicorn + [
+                '--bind', '127.0.0.1:%d' % PORTS['snapshot-api'],
+                'snapshot_dashboard.restapi.wsgi:application'], dict(
+                    self.django_env(), SNAPSHOT_DASHBOARD_API_CONFIG=(
+                        self.conf('snapshot-api')))),
+            'snapshot-worker': ([self.bin('snapshot-dashboard-worker'),
+                                 '--poll', '0.5'], self.django_env()),
         }
+
+    def django_env(self):
+        """The environment of the REST API, its worker and their
+        migrations: the Django settings the mini-cloud writes."""
+        return {'DJANGO_SETTINGS_MODULE': 'snapshot_dashboard_settings',
+                'PYTHONPATH': os.path.join(self.etc, 'snapshot-dashboard')}
+
+    @property
+    def snapshot_database(self):
+        return os.path.join(self.data, 'snapshot-dashboard.sqlite3')
 
     def pid_of(self, name):
         path = os.path.join(self.pids, name + '.pid')
@@ -432,6 +461,15 @@ class MiniCloud:
             'libvirt': {'connection_uri': 'qemu:///system'},
             'keystone_authtoken': self.authtoken(PLUGIN_USER),
         })
+        self.write_ini(self.conf('snapshot-api'), {
+            'DEFAULT': {'log_file': os.path.join(self.logs,
+                                                 'snapshot-api-app.log')},
+            'api': {'bind_host': '127.0.0.1',
+                    'bind_port': PORTS['snapshot-api'],
+                    'region_name': REGION},
+            'keystone_authtoken': self.authtoken(PLUGIN_USER),
+        })
+        self.write_snapshot_settings()
         cinder_privsep = '%s --config-file %s' % (self.bin('privsep-helper'),
                                                   self.conf('cinder'))
         self.write_ini(self.conf('cinder'), {
@@ -471,6 +509,44 @@ class MiniCloud:
                 self.data, 'locks')},
             'oslo_messaging_notifications': {'driver': 'noop'},
         })
+
+    def write_snapshot_settings(self):
+        """The Django settings of the REST API and its worker: their
+        database, the service user, the agent. Readable by root only: they
+        hold the service user's password."""
+        s = self.secrets
+        path = self._mkdir_file('snapshot-dashboard',
+                                'snapshot_dashboard_settings.py')
+        service = self.auth_section(PLUGIN_USER)
+        settings = {
+            'SECRET_KEY': s['django'],
+            'INSTALLED_APPS': ['snapshot_dashboard.apps.'
+                               'SnapshotDashboardConfig'],
+            'USE_TZ': True,
+            'TIME_ZONE': 'UTC',
+            'DATABASES': {'default': {
+                'ENGINE': 'django.db.backends.sqlite3',
+                'NAME': self.snapshot_database,
+                'OPTIONS': {'timeout': 30}}},
+            'SNAPSHOT_DASHBOARD_SERVICE_AUTH': {
+                key: service[key] for key in (
+                    'auth_url', 'username', 'password', 'project_name',
+                    'user_domain_name', 'project_domain_name')},
+            'SNAPSHOT_DASHBOARD_AGENT_URL': self.url('agent'),
+            # Schedules made in the demo may fire every minute.
+            'SNAPSHOT_DASHBOARD_MIN_SCHEDULE_INTERVAL_S': 60,
+        }
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                             0o600)
+        with os.fdopen(descriptor, 'w') as f:
+            f.write('# Written by tools/minicloud: the Django settings of '
+                    'snapshot-dashboard-api\n# and its worker.\n')
+            for name, value in settings.items():
+                f.write('%s = %r\n' % (name, value))
+
+    def migrate_snapshot_database(self):
+        self.run(self.bin('python'), '-m', 'django', 'migrate',
+                 '--verbosity', '0', env=self.django_env())
 
     def _mkdir_file(self, folder, name):
         os.makedirs(os.path.join(self.etc, folder), exist_ok=True)
@@ -553,6 +629,8 @@ class MiniCloud:
             'minicloud-admin': cloud('admin', 'admin', s['admin']),
             'minicloud-demo': cloud('demo', 'demo', s['demo']),
             'minicloud-demo2': cloud('demo2', 'demo2', s['demo2']),
+            'minicloud-demo-reader': cloud(DEMO_READER, 'demo',
+                                           s[DEMO_READER]),
             'minicloud-service': cloud(PLUGIN_USER, 'service',
                                        s[PLUGIN_USER]),
         }}
@@ -585,7 +663,7 @@ class MiniCloud:
 
         roles = {name: identity.find_role(name)
                  or identity.create_role(name=name)
-                 for name in ('admin', 'service', 'member')}
+                 for name in ('admin', 'service', 'member', 'reader')}
         service = project('service')
         for name in SERVICE_USERS + [PLUGIN_USER]:
             account = user(name)
@@ -595,12 +673,16 @@ class MiniCloud:
         for name in ('demo', 'demo2'):
             identity.assign_project_role_to_user(project(name), user(name),
                                                  roles['member'])
+        identity.assign_project_role_to_user(
+            project('demo'), user(DEMO_READER), roles['reader'])
         catalog = [('glance', 'image', 'glance', ''),
                    ('placement', 'placement', 'placement', ''),
                    ('nova', 'compute', 'nova-api', '/v2.1'),
                    ('cinderv3', 'block-storage', 'cinder-api',
                     '/v3/%(project_id)s'),
-                   ('neutron', 'network', 'network', '')]
+                   ('neutron', 'network', 'network', ''),
+                   ('snapshot-dashboard', SNAPSHOT_SERVICE_TYPE,
+                    'snapshot-api', '')]
         existing = {svc.name for svc in identity.services()}
         for name, kind, port, path in catalog:
             if name in existing:
@@ -659,12 +741,14 @@ class MiniCloud:
             '/usr/lib/rabbitmq/bin/rabbitmqctl', '-n', 'rabbit@localhost',
             'await_startup', env=self.services()['rabbitmq'][1]) is not None,
             timeout_s=120)
-        if fresh:
-            self.register_identity()
+        # Every time: a state folder from before a user or service was
+        # added gets it (each step finds what exists).
+        self.register_identity()
+        self.migrate_snapshot_database()
         for name in self.services():
             self.start(name)
         for service in ('glance', 'placement', 'nova-api', 'cinder-api',
-                        'network', 'agent'):
+                        'network', 'agent', 'snapshot-api'):
             self.wait_for(service, lambda svc=service: self.answers(svc))
         self.wait_for('the compute service', self.compute_is_up,
                       timeout_s=240)
