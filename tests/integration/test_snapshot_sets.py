@@ -231,15 +231,20 @@ def freezes_logged_since(clients, server_id, since):
     return found
 
 
-@pytest.mark.parametrize('name', ['demo-volume', 'demo-image'])
+@pytest.mark.parametrize('name, how', [
+    ('demo-volume', []),
+    ('demo-image', ['--in-process', '--agent-url', 'http://127.0.0.1:9797'])])
 def test_application_consistency_through_the_agent(openstack_cli, demo,
-                                                   admin, cleanup, name):
+                                                   admin, cleanup, name,
+                                                   how):
+    """Through the service (its worker finds the agent), or in-process with
+    the agent's URL given."""
     server = server_by_name(demo, name)
     guest = Guest(admin, server.id)
     guest.wait_until_answering()
     started = guest.command('guest-get-time') / 1e9
     shown = create(openstack_cli, 'demo', name, '--consistency',
-                   'application', '--agent-url', 'http://127.0.0.1:9797')
+                   'application', *how)
     cleanup.append(shown['id'])
     assert shown['consistency'] == 'application'
     assert shown['status'] == 'available'
@@ -253,7 +258,7 @@ def test_the_agent_copies_root_and_ephemeral_in_the_freeze_and_it_boots(
     server = server_by_name(demo, 'demo-image')
     marker = write_markers(Guest(admin, server.id))
     shown = create(openstack_cli, 'demo', 'demo-image', '--consistency',
-                   'application', '--agent-url', 'http://127.0.0.1:9797')
+                   'application')
     cleanup.append(shown['id'])
     snapshot_set = sets.get_set(demo, shown['id'])
     by = {d.name: d for d in snapshot_set.drives}
