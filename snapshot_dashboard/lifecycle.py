@@ -27,6 +27,7 @@ MAX_BUDGET_S = 300
 DEFAULT_MIN_INTERVAL_S = 3600
 NAME_FIELDS = ('server', 'schedule', 'time')
 KEEP_FIELDS = ('keep_last', 'keep_daily', 'keep_weekly', 'keep_monthly')
+MAX_KEEP = 10000
 # Every field of a schedule a caller sets, and its default.
 SCHEDULE_FIELDS = {
     'name': None, 'server_id': None, 'server_name': '', 'devices': None,
@@ -39,6 +40,10 @@ SCHEDULE_FIELDS = {
 
 class InvalidRequest(ValueError):
     """What was asked cannot be done; the message says why."""
+
+
+class TrustNotDeleted(Exception):
+    """The permission given to a schedule could not be revoked."""
 
 
 def min_interval_s():
@@ -91,9 +96,9 @@ def check_schedule(fields, now=None):
         raise InvalidRequest(str(e)) from e
     for name in KEEP_FIELDS:
         value = checked.get(name) or 0
-        if not isinstance(value, int) or value < 0:
-            raise InvalidRequest('%s must be a whole number, 0 or more.'
-                                 % name)
+        if not isinstance(value, int) or not 0 <= value <= MAX_KEEP:
+            raise InvalidRequest('%s must be a whole number from 0 to %d.'
+                                 % (name, MAX_KEEP))
         checked[name] = value
     try:
         retention.Rules(**{name: checked[name] for name in KEEP_FIELDS})
@@ -118,7 +123,7 @@ def queue_run(caller, server_id, server_name, devices, name, description,
             budget_s=budget_s, trust_id=trust.id)
     except Exception:
         # No run to act for: the permission goes too.
-        credentials.delete_trust(caller.session, trust.id)
+        credentials.delete_trust(trust.id)
         raise
 
 
@@ -133,20 +138,29 @@ def create_schedule(caller, **fields):
         schedule.next_run_at = schedule.next_fire()
         schedule.save()
     except Exception:
-        credentials.delete_trust(caller.session, trust.id)
+        credentials.delete_trust(trust.id)
         raise
     return schedule
 
 
 def update_schedule(schedule, **fields):
+    """Change only ``fields`` (and the next fire): what a worker wrote
+    meanwhile (a fire, a break) stays."""
     for name, value in fields.items():
         setattr(schedule, name, value)
     schedule.next_run_at = schedule.next_fire()
-    schedule.save()
+    schedule.save(update_fields=[*fields, 'next_run_at'])
     return schedule
 
 
-def delete_schedule(caller, schedule):
-    """Delete the schedule and its trust; its sets stay."""
-    credentials.delete_trust(caller.session, schedule.trust_id)
+def delete_schedule(schedule):
+    """Delete the schedule and its trust; its sets stay. If the trust
+    cannot be deleted, the schedule is kept, paused, so the permission is
+    not left without a record: raises TrustNotDeleted."""
+    update_schedule(schedule, enabled=False)
+    if not credentials.delete_trust(schedule.trust_id):
+        raise TrustNotDeleted(
+            'The permission given to schedule %s (its Keystone trust) could '
+            'not be revoked; the schedule is paused and kept. Try again.'
+            % schedule.name)
     schedule.delete()

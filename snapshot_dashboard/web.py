@@ -38,12 +38,14 @@ def json_body(request, max_bytes=DEFAULT_MAX_BODY_BYTES):
     """The request's JSON object ({} without a body); 413 past
     ``max_bytes``, 400 if it is not a JSON object."""
     length = request.content_length
+    if length is not None and length < 0:
+        raise HTTPError(400, 'Content-Length cannot be negative.')
     if length is not None and length > max_bytes:
         raise HTTPError(413, 'The body is larger than %d bytes.' % max_bytes)
-    if length:
-        data = request.body_file_raw.read(length)
-    elif length is None and request.is_body_readable:  # chunked
-        data = request.body_file_raw.read(max_bytes + 1)
+    if length or (length is None and request.is_body_readable):
+        # Never more than the limit and one byte, whatever the header says.
+        data = request.body_file_raw.read(min(length or max_bytes + 1,
+                                              max_bytes + 1))
     else:
         data = b''
     if len(data) > max_bytes:
@@ -52,7 +54,7 @@ def json_body(request, max_bytes=DEFAULT_MAX_BODY_BYTES):
         return {}
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise HTTPError(400, 'The body is not JSON.') from None
     if not isinstance(body, dict):
         raise HTTPError(400, 'The body must be a JSON object.')
@@ -86,8 +88,6 @@ class Router:
                 result = handler(request, self.context, **match.groupdict())
             except HTTPError as e:
                 result = e.status, {'message': str(e)}
-            except ValueError:
-                result = 400, {'message': 'The body is not JSON.'}
             if isinstance(result, webob.Response):
                 return result(environ, start_response)
             status, body = result

@@ -138,8 +138,7 @@ def set_schedule_enabled(request, schedule_id, enabled):
 
 def delete_schedule(request, schedule_id):
     """Delete the schedule and its trust; its sets stay."""
-    lifecycle.delete_schedule(credentials.Caller.of_request(request),
-                              get_schedule(request, schedule_id))
+    lifecycle.delete_schedule(get_schedule(request, schedule_id))
 
 
 def run_schedule_now(request, schedule_id):

@@ -50,9 +50,9 @@ def _add_spec_options(parser, creating):
                         default=window_module.AUTO if creating else None)
     parser.add_argument(
         '--timing', choices=timing.KINDS,
-        default=timing.DAILY if creating else None,
-        help='hourly (at --minute), daily (at --hour:--minute), weekly (on '
-             '--weekday), or cron (--cron)')
+        help='hourly (at --minute), daily (at --hour:--minute, the default '
+             'of create), weekly (on --weekday), or cron (--cron alone '
+             'implies it)')
     parser.add_argument('--minute', type=int, metavar='<0-59>')
     parser.add_argument('--hour', type=int, metavar='<0-23>')
     parser.add_argument('--weekday', type=int, metavar='<0-6>',
@@ -70,7 +70,11 @@ def _add_spec_options(parser, creating):
                             dest=option, metavar='<count>')
 
 
-def _spec(parsed_args):
+def _spec(parsed_args, creating=False):
+    if parsed_args.timing is None and parsed_args.cron:
+        parsed_args.timing = timing.CRON
+    elif parsed_args.timing is None and creating:
+        parsed_args.timing = timing.DAILY
     fields = {name: getattr(parsed_args, name) for name in (
         'consistency', 'timing', 'minute', 'hour', 'weekday', 'cron',
         'timezone', 'name_template') + KEEP_OPTIONS}
@@ -101,7 +105,7 @@ class CreateSchedule(_ScheduleCommand, command.ShowOne):
             parsed_args.server)
         return _details(self.service.create_schedule(
             name=parsed_args.name, server_id=server.id,
-            **_spec(parsed_args)))
+            **_spec(parsed_args, creating=True)))
 
 
 class ListSchedule(_ScheduleCommand, command.Lister):

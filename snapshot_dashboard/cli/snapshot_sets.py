@@ -165,7 +165,12 @@ class CreateSnapshotSet(_SetCommand, command.ShowOne):
         warned = False
         while current['state'] not in ('succeeded', 'failed'):
             self.clock.sleep(self.poll_s)
-            current = self.service.get_run(queued['id'])
+            try:
+                current = self.service.get_run(queued['id'])
+            except service_client.ServiceError as e:
+                raise exceptions.CommandError(
+                    'Lost track of run %s (%s); it goes on in the service.'
+                    % (queued['id'], e)) from e
             for event in current['events'][shown:]:
                 _log_event(event.get('step'), event.get('state'),
                            event.get('device'), event.get('detail'))

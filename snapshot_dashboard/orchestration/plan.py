@@ -106,6 +106,12 @@ def _first_free_name(prefix, taken):
     raise ValueError('no free device name under %s' % prefix)
 
 
+def check_owner(server, project_id):
+    """A server of another project is, to this project, no server."""
+    if server.get('tenant_id') != project_id:
+        raise errors.ServerNotFound(server['id'])
+
+
 def check_snapshottable(server):
     task_state = server.get('OS-EXT-STS:task_state')
     if server['status'] not in SNAPSHOTTABLE_STATUSES or task_state:
@@ -170,8 +176,7 @@ def build_plan(server, attachments, volumes, project_id, selection=None,
     every drive asked for, the ones that are not are listed in
     ``Plan.excluded`` with the reason.
     """
-    if server.get('tenant_id') != project_id:
-        raise errors.ServerNotFound(server['id'])
+    check_owner(server, project_id)
     check_snapshottable(server)
     root_name, devices = list_devices(server, attachments, volumes)
 

@@ -164,10 +164,15 @@ def check(clients, server_id, agent_locator=None, budget_s=60):
     """The pre-flight of a set of the server, reading it once; raises a
     SnapshotSetError (another project's server, one that cannot be
     snapshotted) before anything changes."""
+    server, attachments, volumes = plan_module.read_server(clients,
+                                                           server_id)
+    # Another project's server: refused before its agent is looked for.
+    plan_module.check_owner(server, clients.project_id)
     capturers = capture.locate(clients, capture.RunContext('', server_id),
                                agent_locator)
-    plan = plan_module.load_plan(clients, server_id,
-                                 cannot_capture=capturers.cannot_capture)
+    plan = plan_module.build_plan(server, attachments, volumes,
+                                  clients.project_id,
+                                  cannot_capture=capturers.cannot_capture)
     expected, refused = {}, {}
     for level in window_module.LEVELS:
         try:

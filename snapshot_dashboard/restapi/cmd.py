@@ -20,10 +20,13 @@ def main(argv=None):
     server = wsgi.Server((conf.api.bind_host, conf.api.bind_port),
                          deploy.deploy(conf, deploy.make_service(conf)),
                          numthreads=conf.api.threads)
+    server.max_request_body_size = conf.api.max_body_bytes
+    # Bound here, so a port already taken fails the start, loudly.
+    server.prepare()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
-    serving = threading.Thread(target=server.safe_start, daemon=True,
+    serving = threading.Thread(target=server.serve, daemon=True,
                                name='wsgi-server')
     serving.start()
     LOG.info('Listening on %s:%d', conf.api.bind_host, conf.api.bind_port)
@@ -32,6 +35,9 @@ def main(argv=None):
             pass
     finally:
         server.stop()
+    if not stopping.is_set():
+        LOG.error('The server stopped by itself')
+        sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -275,7 +275,7 @@ class Executor:
 
     def _delete_trust(self, run):
         if run.trust_id:
-            credentials.delete_trust(self.service_session(), run.trust_id)
+            credentials.delete_trust(run.trust_id, self.service_session())
 
 
 def _rollback_text(error):

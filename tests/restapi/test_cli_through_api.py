@@ -187,3 +187,11 @@ class CLIThroughAPITests(test_restapi.APITestCase):
         self.assertIn('hour must be', str(raised.exception))
         self.invoke(schedules.DeleteSchedule, shown['id'])
         self.assertEqual(0, models.Schedule.objects.count())
+
+    def test_a_cron_expression_alone_is_a_cron_timing(self):
+        names, values = self.invoke(
+            schedules.CreateSchedule, self.server, '--name', 'two-hourly',
+            '--cron', '0 */2 * * *', '--keep-last', '3')
+        self.assertEqual(('cron', '0 */2 * * *'), (
+            models.Schedule.objects.get().timing,
+            dict(zip(names, values, strict=True))['cron']))

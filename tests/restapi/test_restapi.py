@@ -154,6 +154,8 @@ class RunTests(APITestCase):
                 ({'budget_s': '60'}, 'budget_s must be'),
                 ({'name': 'x' * 256}, 'name is longer than 255'),
                 ({'server_id': ''}, 'server_id must be a non-empty'),
+                ({'server_id': '../os-hypervisors'},
+                 "server_id must be a server's UUID"),
                 ({'colour': 'red'}, 'Unknown field(s): colour')):
             status, body, _ = self.create(**fields)
             self.assertEqual((400, reason in body['message']),
@@ -170,6 +172,21 @@ class RunTests(APITestCase):
             self.assertEqual(expected, status, raw[:20])
         self.nothing_made()
 
+    def test_a_lying_content_length_or_deep_nesting_is_refused(self):
+        request = webob.Request.blank('/v1/runs', method='POST')
+        request.environ.update({
+            'HTTP_X_IDENTITY_STATUS': 'Confirmed', 'HTTP_X_USER_ID': USER,
+            'HTTP_X_PROJECT_ID': fakes.PROJECT,
+            'HTTP_X_ROLES': 'reader,member', 'keystone.token_auth': object(),
+            'CONTENT_LENGTH': '-1'})
+        self.assertEqual(400, request.get_response(
+            self.application).status_int)
+        status, body, _ = self.call('POST', '/v1/runs',
+                                    raw=b'[' * 20000 + b']' * 20000)
+        self.assertEqual((400, 'The body is not JSON.'),
+                         (status, body['message']))
+        self.nothing_made()
+
     def test_not_enough_quota_is_refused_before_anything_is_made(self):
         self.cloud.limits.update(maxTotalSnapshots=1, totalSnapshotsUsed=1)
         status, body, _ = self.create()
@@ -182,7 +199,7 @@ class RunTests(APITestCase):
                                side_effect=RuntimeError('database gone')):
             with self.assertRaises(RuntimeError):
                 self.create()
-        self.delete_trust.assert_called_once_with(mock.ANY, 'trust-1')
+        self.delete_trust.assert_called_once_with('trust-1')
 
     def test_a_run_is_shown_with_its_progress_but_no_secrets(self):
         _, body, _ = self.create()
@@ -303,7 +320,19 @@ class ScheduleTests(APITestCase):
         status, _, _ = self.call('DELETE', '/v1/schedules/%s' % schedule.pk)
         self.assertEqual(204, status)
         self.assertEqual(0, models.Schedule.objects.count())
-        self.delete_trust.assert_called_once_with(mock.ANY, 'trust-1')
+        self.delete_trust.assert_called_once_with('trust-1')
+
+    def test_a_schedule_whose_trust_stays_is_kept_paused(self):
+        self.create()
+        schedule = models.Schedule.objects.get()
+        self.delete_trust.return_value = False
+        status, body, _ = self.call('DELETE',
+                                    '/v1/schedules/%s' % schedule.pk)
+        self.assertEqual(503, status)
+        self.assertIn('could not be revoked', body['message'])
+        schedule.refresh_from_db()
+        self.assertEqual((False, None, 'trust-1'), (
+            schedule.enabled, schedule.next_run_at, schedule.trust_id))
 
     def test_bad_schedules_are_refused_and_nothing_is_saved(self):
         self.service.agent_locator = None
@@ -317,6 +346,8 @@ class ScheduleTests(APITestCase):
                 ({'timezone': 'Mars/Olympus'}, 'Unknown timezone'),
                 ({'keep_last': 0}, 'At least one retention rule'),
                 ({'keep_last': -1}, 'keep_last must be'),
+                ({'keep_last': 10 ** 20}, 'keep_last must be'),
+                ({'hour': True}, 'hour must be a whole number'),
                 ({'name_template': '{time:>999999999}'},
                  'Set names may use'),
                 ({'name_template': '{host}'}, 'Set names may use'),
@@ -372,6 +403,34 @@ class ScheduleTests(APITestCase):
         self.assertEqual((str(run.pk), run.schedule_id, run.trust_id),
                          (body['run']['id'], schedule.pk, 'trust-1'))
         self.assertEqual(before, models.Schedule.objects.get().next_run_at)
+
+    def test_a_broken_schedule_cannot_be_resumed_or_run(self):
+        self.create()
+        schedule = models.Schedule.objects.get()
+        models.Schedule.objects.filter(pk=schedule.pk).update(
+            enabled=False, broken_reason='The server is gone (x).',
+            next_run_at=None)
+        for suffix in ('/resume', '/run'):
+            status, body, _ = self.call(
+                'POST', '/v1/schedules/%s%s' % (schedule.pk, suffix))
+            self.assertEqual(409, status, suffix)
+            self.assertIn('The server is gone', body['message'])
+        self.assertEqual(0, models.SnapshotRun.objects.count())
+        self.assertFalse(models.Schedule.objects.get().enabled)
+
+    def test_a_change_keeps_what_a_worker_wrote_meanwhile(self):
+        self.create()
+        schedule = models.Schedule.objects.get()
+        fired = timezone.now()
+        # A worker fires it between the API's read and its save.
+        with mock.patch.object(
+                models.Schedule, 'next_fire',
+                side_effect=lambda *a: models.Schedule.objects.filter(
+                    pk=schedule.pk).update(last_fired_at=fired) and None):
+            self.call('PUT', '/v1/schedules/%s' % schedule.pk,
+                      {'schedule': {'hour': 4}})
+        schedule.refresh_from_db()
+        self.assertEqual((4, fired), (schedule.hour, schedule.last_fired_at))
 
     def test_another_projects_schedule_cannot_be_seen_or_touched(self):
         self.create()

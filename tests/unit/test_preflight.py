@@ -73,10 +73,15 @@ def test_a_stopped_server_has_every_drive_at_one_instant(cloud):
     assert result.expected['auto'] == 'crash'
 
 
-def test_another_projects_server_is_not_found(cloud):
+def test_another_projects_server_is_not_found_and_its_agent_not_asked(
+        cloud):
     server = cloud.add_server(project_id=fakes.OTHER_PROJECT)
+    agent = fakes.FakeAgent(cloud)
+    asked = []
+    agent.server = asked.append
     with pytest.raises(errors.ServerNotFound):
-        check(cloud, server)
+        check(cloud, server, agent)
+    assert asked == []
 
 
 def test_a_choice_is_checked_against_the_same_reading(cloud):

@@ -7,6 +7,7 @@ request is refused, and nothing is changed before every check passed.
 """
 
 import logging
+import uuid
 
 from django.core import exceptions as django_exceptions
 from keystoneauth1 import session as ks_session
@@ -131,6 +132,17 @@ def text(fields, name, required=False, max_length=MAX_NAME, default=''):
         raise web.HTTPError(400, '%s is longer than %d characters.'
                             % (name, max_length))
     return value
+
+
+def server_id(fields):
+    """A server's UUID (Nova's ids are), else 400: nothing else reaches a
+    URL."""
+    value = text(fields, 'server_id', required=True, max_length=MAX_ID)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise web.HTTPError(400, 'server_id must be a server\'s UUID.') \
+            from None
 
 
 def choice(fields, name, choices, default):

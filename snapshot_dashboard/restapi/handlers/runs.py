@@ -42,8 +42,7 @@ def create_run(request, service):
     caller = service.caller(request)
     service.authorize(request, policies.RUN_CREATE, caller.project_id)
     fields = service.body(request, 'run', FIELDS)
-    server_id = common.text(fields, 'server_id', required=True,
-                            max_length=common.MAX_ID)
+    server_id = common.server_id(fields)
     devices = common.devices(fields)
     consistency = common.choice(fields, 'consistency', window_module.LEVELS,
                                 window_module.AUTO)

@@ -39,8 +39,7 @@ def _checked(service, caller, fields):
     now; returns what to save."""
     checked = {
         'name': common.text(fields, 'name', required=True),
-        'server_id': common.text(fields, 'server_id', required=True,
-                                 max_length=common.MAX_ID),
+        'server_id': common.server_id(fields),
         'devices': common.devices(fields),
         'consistency': common.choice(fields, 'consistency',
                                      window_module.LEVELS,
@@ -121,15 +120,28 @@ def update_schedule(request, service, schedule_id):
 
 def delete_schedule(request, service, schedule_id):
     """The schedule and its trust go; its sets stay."""
-    caller, schedule = _schedule(request, service, schedule_id,
-                                 policies.SCHEDULE_DELETE)
-    lifecycle.delete_schedule(caller, schedule)
+    _, schedule = _schedule(request, service, schedule_id,
+                            policies.SCHEDULE_DELETE)
+    try:
+        lifecycle.delete_schedule(schedule)
+    except lifecycle.TrustNotDeleted as e:
+        raise web.HTTPError(503, str(e)) from e
     return 204, None
+
+
+def _not_broken(schedule):
+    """409 for a schedule that no longer fires (its server or trust is
+    gone): resuming or running it would only fail."""
+    if schedule.broken_reason:
+        raise web.HTTPError(409, 'Schedule %s no longer fires: %s'
+                            % (schedule.name, schedule.broken_reason))
 
 
 def _set_enabled(request, service, schedule_id, enabled):
     _, schedule = _schedule(request, service, schedule_id,
                             policies.SCHEDULE_UPDATE)
+    if enabled:
+        _not_broken(schedule)
     return 200, {'schedule': view(lifecycle.update_schedule(
         schedule, enabled=enabled))}
 
@@ -146,6 +158,7 @@ def run_schedule(request, service, schedule_id):
     """Queue a run of the schedule now; its timing stays."""
     _, schedule = _schedule(request, service, schedule_id,
                             policies.SCHEDULE_RUN)
+    _not_broken(schedule)
     run = schedule.queue_run()
     return web.json_response(202, {'run': runs.view(run)}, headers={
         'Location': '%s/v1/runs/%s' % (request.application_url, run.pk)})
