@@ -67,6 +67,8 @@ def openstack_cli(clouds_yaml):
     """Run ``openstack --os-cloud minicloud-<cloud> ...``; JSON out."""
     binary = os.path.join(os.path.dirname(sys.executable), 'openstack')
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=clouds_yaml)
+    # --in-process runs name their agent themselves, or have none.
+    env.pop('SNAPSHOT_DASHBOARD_AGENT_URL', None)
 
     def run(cloud, *args, check=True):
         result = subprocess.run(
