@@ -23,7 +23,9 @@ from snapshot_dashboard.orchestration import window as window_module
 LOG = logging.getLogger(__name__)
 
 RUN_TRUST_HOURS = 24
-MAX_BUDGET_S = 300
+# The agent's lease is the budget plus the watchdog's margin, and the agent
+# grants at most its max_budget (300 s by default): the API stays below it.
+MAX_BUDGET_S = 240
 DEFAULT_MIN_INTERVAL_S = 3600
 NAME_FIELDS = ('server', 'schedule', 'time')
 KEEP_FIELDS = ('keep_last', 'keep_daily', 'keep_weekly', 'keep_monthly')

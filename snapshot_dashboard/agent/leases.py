@@ -84,10 +84,13 @@ class Leases:
                     'Server %s is already held by another %s lease.'
                     % (server, self._kind_of(server)))
             self._reserved.add(server)
+        # The budget counts from before the hold: however long the freeze
+        # or pause itself takes, the guest is released at its end.
+        taken_at = self.clock()
         try:
             hold()
             lease = Lease(id=str(uuid.uuid4()), server=server, kind=kind,
-                          budget_s=budget_s, taken_at=self.clock())
+                          budget_s=budget_s, taken_at=taken_at)
         finally:
             with self._lock:
                 self._reserved.discard(server)

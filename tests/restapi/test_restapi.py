@@ -150,7 +150,7 @@ class RunTests(APITestCase):
                  'no compute-side agent is configured'),
                 ({'consistency': 'best'}, 'consistency must be one of'),
                 ({'budget_s': 0}, 'budget_s must be'),
-                ({'budget_s': 301}, 'budget_s must be'),
+                ({'budget_s': 241}, 'budget_s must be'),
                 ({'budget_s': '60'}, 'budget_s must be'),
                 ({'name': 'x' * 256}, 'name is longer than 255'),
                 ({'server_id': ''}, 'server_id must be a non-empty'),
