@@ -14,6 +14,7 @@ import datetime
 import logging
 import threading
 
+from django.db import DatabaseError
 from django.db import connection
 from django.db import transaction
 from django.utils import timezone
@@ -134,9 +135,15 @@ class Heartbeat:
     def _beat(self):
         try:
             while not self.stopped.wait(self.interval_s):
-                models.SnapshotRun.objects.filter(
-                    pk=self.run.pk, worker=self.worker).update(
-                        heartbeat_at=timezone.now())
+                try:
+                    models.SnapshotRun.objects.filter(
+                        pk=self.run.pk, worker=self.worker).update(
+                            heartbeat_at=timezone.now())
+                except DatabaseError:
+                    # One lost connection must not end the heartbeats: the
+                    # next beat opens another.
+                    LOG.exception('Heartbeat of run %s failed', self.run.pk)
+                    connection.close()
         finally:
             connection.close()
 
@@ -156,20 +163,25 @@ class Executor:
         return clients_module.Clients(self.trust_session(run.trust_id))
 
     def execute(self, run):
+        """Take the run's set, prune its schedule's, end it: all under the
+        heartbeat, so a long prune does not look like a dead worker."""
         LOG.info('Run %s: %s of server %s', run.pk, run.devices or 'all',
                  run.server_id)
+        with Heartbeat(run, self.worker, self.heartbeat_s):
+            self._execute(run)
+        return run
+
+    def _execute(self, run):
         recorder = Recorder(run)
         try:
-            with Heartbeat(run, self.worker, self.heartbeat_s):
-                snapshot_set = run_module.create_snapshot_set(
-                    self.clients(run), run.server_id, devices=run.devices,
-                    name=run.name or None, description=run.description,
-                    consistency=run.consistency, budget_s=run.budget_s,
-                    wait=True,
-                    progress=recorder, agent_locator=self.agent_locator,
-                    run_id=str(run.pk),
-                    schedule_id=str(run.schedule_id) if run.schedule_id
-                    else None)
+            snapshot_set = run_module.create_snapshot_set(
+                self.clients(run), run.server_id, devices=run.devices,
+                name=run.name or None, description=run.description,
+                consistency=run.consistency, budget_s=run.budget_s,
+                wait=True, progress=recorder,
+                agent_locator=self.agent_locator, run_id=str(run.pk),
+                schedule_id=str(run.schedule_id) if run.schedule_id
+                else None)
         except errors.ServerNotFound as e:
             self._broken(run, 'The server is gone (%s).' % run.server_id)
             self._end(run, models.FAILED, error=str(e))
@@ -195,7 +207,6 @@ class Executor:
                       drives={d.name: 'captured'
                               for d in snapshot_set.drives},
                       cleanup=self._prune(run))
-        return run
 
     def _prune(self, run):
         """After a scheduled run: its schedule's retention."""

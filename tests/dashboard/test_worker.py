@@ -5,6 +5,7 @@ import importlib
 from unittest import mock
 
 from django.apps import apps as django_apps
+from django.db import OperationalError
 from django.test import TestCase
 from django.utils import timezone
 from keystoneauth1 import exceptions as ks_exceptions
@@ -176,3 +177,56 @@ class BrokenScheduleTests(TestCase):
             errors.QuotaExceeded([]))
         self.assertEqual('', schedule.broken_reason)
         self.assertIsNotNone(schedule.next_run_at)
+
+
+class HeartbeatTests(TestCase):
+    def test_a_failed_beat_does_not_end_the_heartbeats(self):
+        run = queued(worker='worker-a')
+        beat = runs.Heartbeat(run, 'worker-a', interval_s=0)
+        waits = iter([False, False, True])
+        beat.stopped = mock.Mock(wait=lambda timeout: next(waits))
+        tried = []
+        real_filter = models.SnapshotRun.objects.filter
+
+        def flaky(*args, **kwargs):
+            tried.append(args or kwargs)
+            if len(tried) == 1:
+                raise OperationalError('server has gone away')
+            return real_filter(*args, **kwargs)
+        with mock.patch.object(models.SnapshotRun.objects, 'filter',
+                               side_effect=flaky), \
+                mock.patch.object(runs.connection, 'close'):
+            beat._beat()
+        run.refresh_from_db()
+        self.assertEqual(2, len(tried))
+        self.assertIsNotNone(run.heartbeat_at)
+
+    def test_pruning_and_ending_happen_under_the_heartbeat(self):
+        schedule = models.Schedule.objects.create(
+            project_id='p', user_id='u', server_id='server-1',
+            consistency='auto', timing='hourly', cron='0 * * * *',
+            name='hourly', keep_last=1, trust_id='trust-1')
+        run = queued(schedule=schedule, trust_id='trust-1')
+        seen = []
+
+        class Recording:
+            def __init__(self, *args):
+                pass
+
+            def __enter__(self):
+                seen.append('beating')
+
+            def __exit__(self, *exc):
+                seen.append('stopped')
+        snapshot_set = mock.Mock(id='set-1', consistency='crash',
+                                 window_ms=10, drives=[])
+        executor = runs.Executor('worker-a', lambda trust: None, None)
+        with mock.patch.object(runs, 'Heartbeat', Recording), \
+                mock.patch.object(runs.run_module, 'create_snapshot_set',
+                                  return_value=snapshot_set), \
+                mock.patch.object(runs.schedules, 'prune', side_effect=(
+                    lambda *a: seen.append('pruning') or ([], []))), \
+                mock.patch.object(runs.Executor, '_end', side_effect=(
+                    lambda *a, **k: seen.append('ending'))):
+            executor.execute(run)
+        self.assertEqual(['beating', 'pruning', 'ending', 'stopped'], seen)
