@@ -79,6 +79,9 @@ class Leases:
         LeaseConflict and does not touch the guest.
         """
         with self._lock:
+            if self._stopping:
+                # No watchdog would end it: the agent is on its way out.
+                raise LeaseConflict('The agent is stopping; try again.')
             if server in self._active or server in self._reserved:
                 raise LeaseConflict(
                     'Server %s is already held by another %s lease.'
@@ -95,8 +98,15 @@ class Leases:
             with self._lock:
                 self._reserved.discard(server)
         with self._lock:
-            self._active[server] = (lease, release)
-            self._lock.notify_all()
+            stopping = self._stopping
+            if not stopping:
+                self._active[server] = (lease, release)
+                self._lock.notify_all()
+        if stopping:
+            # The agent began stopping during the hold: released at once,
+            # as stop() released every other.
+            self._end((lease, release), SHUTDOWN)
+            raise LeaseConflict('The agent is stopping; try again.')
         LOG.info('%s of server %s under lease %s for %s s', kind, server,
                  lease.id, budget_s)
         return lease
@@ -178,10 +188,10 @@ class Leases:
         return [self._end(entry, by) for entry in entries]
 
     def stop(self):
-        """Release every lease and stop the watchdog."""
-        released = self.release_all()
+        """Take no new lease, release every lease, stop the watchdog."""
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
+        released = self.release_all()
         self._watchdog.join(timeout=5)
         return released

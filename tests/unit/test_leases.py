@@ -46,3 +46,39 @@ def test_a_vanished_caller_leaves_the_guest_held_under_a_second_longer():
         assert agent_module.WATCHDOG_MARGIN_S < 1
     finally:
         held.stop()
+
+
+def test_a_stopping_agent_takes_no_new_lease():
+    held = leases.Leases()
+    held.stop()
+    touched = []
+    try:
+        held.take('server-1', 'freeze', 5, lambda: touched.append('hold'),
+                  lambda: touched.append('release'))
+    except leases.LeaseConflict as e:
+        assert 'stopping' in str(e)
+    else:
+        raise AssertionError('a lease was taken by a stopped agent')
+    assert touched == []
+
+
+def test_a_hold_that_ends_while_the_agent_stops_is_released_at_once():
+    held = leases.Leases()
+    touched = []
+
+    def hold_while_stopping():
+        touched.append('hold')
+        # stop() runs now, from another thread, while the freeze is asked.
+        stopper = threading.Thread(target=held.stop)
+        stopper.start()
+        stopper.join()
+
+    try:
+        held.take('server-1', 'freeze', 5, hold_while_stopping,
+                  lambda: touched.append('release'))
+    except leases.LeaseConflict:
+        pass
+    else:
+        raise AssertionError('a lease outlived the agent')
+    assert touched == ['hold', 'release']
+    assert held.active('server-1') is None
