@@ -105,8 +105,18 @@ class NovaPauseWindow(Window):
             self.clock.sleep(self.poll_s)
 
     def open(self):
+        try:
+            self.nova.servers.pause(self.server_id)
+        except nova_exceptions.Conflict as e:
+            # Nova refused: the server is paused, or busy, by someone else.
+            # Nothing of ours to undo, so close() must not unpause it.
+            raise errors.ConsistencyUnavailable(
+                'Server %s cannot be paused now: %s' % (self.server_id, e)
+            ) from e
+        except Exception:
+            self.pause_requested = True  # it may have landed
+            raise
         self.pause_requested = True
-        self.nova.servers.pause(self.server_id)
         self._wait_for(lambda s: s['status'] == 'PAUSED', 'pausing')
 
     def close(self):

@@ -8,6 +8,7 @@ from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import window as window_module
 from tests.unit import fakes
 
 VOLUMES = [('/dev/vdb', 2), ('/dev/vdc', 1)]
@@ -399,3 +400,17 @@ def test_a_failed_run_reports_what_it_created_and_removed(cloud):
         (events.ROLLBACK, events.STARTED),
         (events.ROLLBACK, events.DONE)]
     assert resources(cloud) == (set(), set())
+
+
+def test_a_pause_nova_refused_is_not_undone_by_this_run(cloud):
+    # Another run paused the server between this run's plan and its pause.
+    server = cloud.add_server(volumes=VOLUMES)
+    window = window_module.NovaPauseWindow(cloud.nova, server,
+                                           clock=fakes.FakeClock(cloud))
+    cloud.servers[server]['status'] = 'PAUSED'
+    with pytest.raises(errors.ConsistencyUnavailable) as raised:
+        window.open()
+    assert 'cannot be paused now' in str(raised.value)
+    window.close()
+    assert cloud.server_status(server) == 'PAUSED'
+    assert [c for c, _ in cloud.pause_calls] == ['pause']
