@@ -75,6 +75,10 @@ class VolumeSnapshotCapturer(Capturer):
 
     def begin(self, device, rollback):
         context = self.context
+        made = {}
+        rollback.add(events.Resource(events.VOLUME_SNAPSHOT,
+                                     'of %s' % device.name),
+                     self._undo, device, made)
         snapshot = self.cinder.volume_snapshots.create(
             device.volume_id, force=True,
             name='%s %s' % (context.set_name, device.name),
@@ -82,11 +86,20 @@ class VolumeSnapshotCapturer(Capturer):
             metadata={properties.RUN: context.run_id,
                       properties.DEVICE: device.name,
                       properties.SERVER: context.server_id})
-        rollback.add(events.Resource(events.VOLUME_SNAPSHOT, snapshot.id),
-                     delete_volume_snapshot, self.cinder, snapshot.id,
-                     context.clock)
+        made['id'] = snapshot.id
+        rollback.created(events.Resource(events.VOLUME_SNAPSHOT, snapshot.id))
         return Capture(device=device, snapshot_id=snapshot.id,
                        captured_by=self.name)
+
+    def _undo(self, device, made):
+        """Delete the drive's snapshot; if the create's answer was lost,
+        the one Cinder made anyway, found by its tags."""
+        ids = [made['id']] if 'id' in made else [
+            s.id for s in tagged_volume_snapshots(
+                self.cinder, self.context.run_id, device.name)]
+        for snapshot_id in ids:
+            delete_volume_snapshot(self.cinder, snapshot_id,
+                                   self.context.clock)
 
     def reached(self, capture):
         snapshot = self.cinder.volume_snapshots.get(capture.snapshot_id)
@@ -126,14 +139,25 @@ class NovaImageCapturer(Capturer):
         return 'not a local disk'
 
     def begin(self, device, rollback):
-        image_id = self.nova.servers.create_image(
+        made = {}
+        rollback.add(events.Resource(events.IMAGE, 'of %s' % device.name),
+                     self._undo, made)
+        image_id = str(self.nova.servers.create_image(
             self.context.server_id, self.context.set_name,
-            metadata={properties.RUN: self.context.run_id})
-        image_id = str(image_id)
-        rollback.add(events.Resource(events.IMAGE, image_id),
-                     delete_image, self.glance, image_id)
+            metadata={properties.RUN: self.context.run_id}))
+        made['id'] = image_id
+        rollback.created(events.Resource(events.IMAGE, image_id))
         return Capture(device=device, image_id=image_id,
                        captured_by=self.name)
+
+    def _undo(self, made):
+        """Delete the image; if Nova's answer was lost, the one it made
+        anyway, found by the run's tag (Nova copies it onto the image)."""
+        ids = [made['id']] if 'id' in made else [
+            image['id'] for image in tagged_images(self.glance,
+                                                   self.context.run_id)]
+        for image_id in ids:
+            delete_image(self.glance, image_id)
 
     def package(self, captures, snapshot_set, plan, set_properties,
                 rollback):
@@ -201,9 +225,13 @@ class AgentDiskCapturer(Capturer):
             raise errors.CaptureFailed(
                 'The compute-side agent could not copy %s: %s'
                 % (', '.join(d.name for d in devices), e)) from e
+        # A copy whose answer was lost is removed by the agent itself
+        # after ``capture_keep``.
         self.capture_id = taken['id']
-        rollback.add(events.Resource(events.AGENT_COPY, taken['id']),
-                     self.agent.delete_capture, server_id, taken['id'])
+        resource = events.Resource(events.AGENT_COPY, taken['id'])
+        rollback.add(resource, self.agent.delete_capture, server_id,
+                     taken['id'])
+        rollback.created(resource)
         formats = {d['device']: d['format'] for d in taken['drives']}
         return [Capture(device=d, image_id=str(uuid.uuid4()),
                         captured_by=self.name,
@@ -231,14 +259,15 @@ class AgentDiskCapturer(Capturer):
                         properties.RUN: snapshot_set.run_id,
                         properties.MEMBER_OF: snapshot_set.id,
                         'instance_uuid': plan.server_id}
+            resource = events.Resource(events.IMAGE, c.image_id)
+            rollback.add(resource, delete_image, self.glance, c.image_id)
             self.glance.images.create(
                 id=c.image_id, disk_format=c.disk_format,
                 name='%s %s' % (snapshot_set.name, c.device.name)
                 if c.image_id != snapshot_set.id else snapshot_set.name,
                 container_format='bare', visibility='private',
                 min_disk=c.device.size_gb, **meta)
-            rollback.add(events.Resource(events.IMAGE, c.image_id),
-                         delete_image, self.glance, c.image_id)
+            rollback.created(resource)
             uploads.append((_dev(c.device.name), c.image_id))
         try:
             self.agent.export_capture(self.context.server_id, self.capture_id,
@@ -279,6 +308,26 @@ GLANCE_CORE = frozenset({
     'image_type', 'base_image_ref', 'owner_specified.openstack.md5',
     'owner_specified.openstack.sha256', 'owner_specified.openstack.object',
 })
+
+
+def tagged_volume_snapshots(cinder, run_id, device=None, all_projects=False):
+    """The volume snapshots tagged with ``run_id`` (and ``device``)."""
+    search = {'metadata': {properties.RUN: run_id}}
+    if all_projects:
+        search['all_tenants'] = 1
+    return [s for s in cinder.volume_snapshots.list(detailed=True,
+                                                    search_opts=search)
+            # A Cinder without the metadata filter lists them all.
+            if (s.metadata or {}).get(properties.RUN) == run_id
+            and (device is None
+                 or s.metadata.get(properties.DEVICE) == device)]
+
+
+def tagged_images(glance, run_id):
+    """The images tagged with ``run_id``."""
+    return [image for image in glance.images.list(
+        filters={properties.RUN: run_id}) if image.get(properties.RUN)
+        == run_id]
 
 
 def delete_volume_snapshot(cinder, snapshot_id, clock, settle_s=300):

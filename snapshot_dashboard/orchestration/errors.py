@@ -5,6 +5,13 @@ class SnapshotSetError(Exception):
     """Base class: the message says what went wrong in the user's words."""
 
 
+class Superseded(Exception):
+    """The process no longer owns the run: another took it over (this one
+    stopped recording or beating for too long). It stops acting at once
+    and undoes nothing: what the run made is the new owner's to keep or
+    remove. Only a hold it can name (an agent's lease) is released."""
+
+
 class ServerNotFound(SnapshotSetError):
     def __init__(self, server_id):
         super().__init__(

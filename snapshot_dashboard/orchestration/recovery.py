@@ -14,7 +14,6 @@ from novaclient import exceptions as nova_exceptions
 
 from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
-from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
@@ -59,21 +58,14 @@ def remove_leftovers(clients, run_id):
     """Delete every volume snapshot and image tagged with ``run_id``.
     Returns what was deleted and what could not be."""
     deleted, failures = [], []
-    snapshots = clients.cinder.volume_snapshots.list(
-        detailed=True, search_opts={'metadata': {properties.RUN: run_id}})
-    for snapshot in snapshots:
-        if (snapshot.metadata or {}).get(properties.RUN) != run_id:
-            continue  # a Cinder without the metadata filter lists all
+    for snapshot in capture.tagged_volume_snapshots(clients.cinder, run_id):
         try:
             capture.delete_volume_snapshot(clients.cinder, snapshot.id,
                                            window_module.Clock)
             deleted.append('volume snapshot %s' % snapshot.id)
         except cinder_exceptions.ClientException as e:
             failures.append('volume snapshot %s: %s' % (snapshot.id, e))
-    images = clients.glance.images.list(filters={properties.RUN: run_id})
-    for image in images:
-        if image.get(properties.RUN) != run_id:
-            continue
+    for image in capture.tagged_images(clients.glance, run_id):
         try:
             capture.delete_image(clients.glance, image['id'])
             deleted.append('image %s' % image['id'])

@@ -37,8 +37,10 @@ STALLED_UPLOAD_S = 60
 class Rollback:
     """Undo callables, run newest first; failures are kept, not raised.
 
-    ``on_add(resource)`` hears of every undo registered: each removes a
-    ``events.Resource`` created, for a durable record of the run.
+    An undo is registered *before* the call that creates what it undoes,
+    so a create whose response is lost is undone too (the undo then finds
+    what was made by its tags). ``on_add(resource)`` hears of every
+    resource created (``created``), for a durable record of the run.
     """
 
     def __init__(self, on_add=None):
@@ -48,8 +50,12 @@ class Rollback:
         self.on_add = on_add
 
     def add(self, resource, undo, *args):
+        """Register the undo of ``resource``, an ``events.Resource`` (its id
+        may stand for what is about to be made); ``created`` reports it."""
         with self._lock:
             self._undos.append((resource, undo, args))
+
+    def created(self, resource):
         if self.on_add is not None:
             self.on_add(resource)
 
@@ -63,13 +69,21 @@ class Rollback:
                 self.failures.append('%s: %s' % (resource, e))
 
 
-def _report(progress, step, state, **fields):
+def _report(progress, step, state, required=False, **fields):
+    """Tell ``progress`` of a step. A callback that fails is logged and
+    the run goes on, unless the record is ``required`` before the step (a
+    window's intent) or the callback says the run is no longer this
+    process's (``errors.Superseded``)."""
     if progress is None:
         return
     try:
         progress(events.Event(step, state, **fields))
+    except errors.Superseded:
+        raise
     except Exception:
         LOG.exception('Progress callback failed on %s %s', step, state)
+        if required:
+            raise
 
 
 def default_set_name(plan, now=None):
@@ -130,10 +144,11 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     try:
         captures, window_ms = _capture(plan, window, capturers, rollback,
                                        budget_s, context, progress)
-        level = window_module.achieved(window, consistency)
+        level = window_module.achieved(
+            window, consistency, [c.reached_at for c in captures])
         _check_still_attached(clients, plan)
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
-                                     context, consistency)
+                                     context, consistency, window)
         snapshot_set.schedule_id = schedule_id
         _report(progress, events.PACKAGE, events.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
@@ -145,6 +160,10 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
                 clients, snapshot_set, clock,
                 upload_error=lambda: _upload_error(capturers))
             _report(progress, events.UPLOAD, events.DONE)
+    except errors.Superseded:
+        LOG.warning('Run %s of %s was taken over by another process; '
+                    'leaving what it made to it', context.run_id, server_id)
+        raise
     except BaseException as e:
         with excutils.save_and_reraise_exception():
             _report(progress, events.ROLLBACK, events.STARTED, message=str(e))
@@ -195,8 +214,11 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
     """Open the window, initiate every capture in parallel, wait for every
     instant, close the window. Returns the captures and the window in ms."""
     clock = context.clock
+    # The intent, recorded before anything is held: a process that finds
+    # the run abandoned here releases what this one may have begun.
     _report(progress, events.OPEN_WINDOW, events.STARTED,
-            message=window.description)
+            message=window.description, window=window.record(),
+            required=True)
     try:
         window.open()
         opened = clock.now()
@@ -222,8 +244,12 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
                     raise errors.WindowTimeout(
                         budget_s, [c.device.name for c in pending])
                 clock.sleep(POLL_S)
-    except BaseException:
+    except BaseException as e:
         with excutils.save_and_reraise_exception():
+            if isinstance(e, errors.Superseded) and not window.keyed:
+                # The new owner's recovery undoes the hold, perhaps has
+                # already; releasing it here could release the new owner's.
+                return
             _report(progress, events.CLOSE_WINDOW, events.STARTED)
             try:
                 window.close()
@@ -253,14 +279,21 @@ def _check_still_attached(clients, plan):
         raise errors.DevicesChanged(detached)
 
 
-def _snapshot_set(plan, captures, level, window_ms, context, requested):
-    shared = level != window_module.NONE
+def _snapshot_set(plan, captures, level, window_ms, context, requested,
+                  window):
+    # A drive shares the set's instant only if it was reached while the
+    # guest was held; after a hold the watchdog ended early, the drives
+    # reached after it were each taken at their own instant.
+    within = [c for c in captures if window.level != window_module.NONE
+              and window_module.held_through(window, c.reached_at)]
+    shared = {id(c) for c in within} if len(within) > 1 else set()
     drives = [sets.Drive(name=c.device.name, kind=c.device.kind,
                          size_gb=c.device.size_gb,
                          volume_id=c.device.volume_id,
                          volume_name=c.device.volume_name,
                          snapshot_id=c.snapshot_id, image_id=c.image_id,
-                         captured_ms=c.reached_at, shared_instant=shared,
+                         captured_ms=c.reached_at,
+                         shared_instant=id(c) in shared,
                          captured_by=c.captured_by)
               for c in captures]
     root_image = next(
@@ -290,11 +323,12 @@ def _package(clients, plan, snapshot_set, captures, capturers, rollback):
     if wrote_set:
         return snapshot_set
     glance = clients.glance
+    resource = events.Resource(events.IMAGE, snapshot_set.id)
+    rollback.add(resource, capture.delete_image, glance, snapshot_set.id)
     glance.images.create(
         id=snapshot_set.id, name=snapshot_set.name, disk_format='raw',
         container_format='bare', visibility='private', **set_properties)
-    rollback.add(events.Resource(events.IMAGE, snapshot_set.id),
-                 capture.delete_image, glance, snapshot_set.id)
+    rollback.created(resource)
     glance.images.upload(snapshot_set.id, io.BytesIO(b''), image_size=0)
     if any(d.image_id for d in snapshot_set.drives):
         return snapshot_set  # an ephemeral copy is still on its way

@@ -42,6 +42,11 @@ class Window:
     level = NONE
     description = 'nothing held'
     held = True  # False once something else ended the hold early
+    held_ms = None  # then: how long it held, from its opening
+    # Whether close() releases only this window's own hold (an agent's
+    # lease, by its id). A Nova pause has no owner: a process that lost its
+    # run leaves it to the recovery, which may already have undone it.
+    keyed = True
 
     def open(self):
         pass
@@ -75,6 +80,7 @@ class NovaPauseWindow(Window):
 
     level = CRASH
     description = 'paused through Nova'
+    keyed = False
 
     def __init__(self, nova, server_id, clock=Clock, poll_s=0.2,
                  timeout_s=600):
@@ -157,7 +163,7 @@ class AgentWindow(Window):
     def record(self):
         return {'kind': type(self).__name__, 'agent': self.agent.url,
                 'lease': (self.lease or {}).get('id'),
-                'release': self.release}
+                'release': self.release, 'budget_s': self.budget_s}
 
     def open(self):
         try:
@@ -182,6 +188,7 @@ class AgentWindow(Window):
         self.lease = None
         if lease.get('released_by') != 'caller':
             self.held = False
+            self.held_ms = lease.get('held_ms')
             LOG.warning('The %s of %s ended before the capture did (%s)',
                         self.take, self.server_id, lease.get('released_by'))
         if lease.get('release_error'):
@@ -202,21 +209,34 @@ class AgentPauseWindow(AgentWindow):
     take, release = 'pause', 'resume'
 
 
-def achieved(window, requested):
-    """The consistency a closed window gave.
-
-    A hold that ended early (the agent's watchdog) gave less: the set is
-    relabelled one level down when the caller asked for ``auto``, and
-    fails otherwise.
-    """
+def held_through(window, reached_ms):
+    """Whether the window held the guest still when a drive's instant was
+    reached ``reached_ms`` after it opened. After a hold that ended early,
+    only an instant seen within the time the hold lasted is sure to be
+    inside it (the lease counts from before the hold, the run from before
+    it asked for it)."""
     if window.held:
+        return True
+    return window.held_ms is not None and reached_ms <= window.held_ms
+
+
+def achieved(window, requested, reached_ms=()):
+    """The consistency a closed window gave, the drives' instants having
+    been reached ``reached_ms`` after it opened.
+
+    A hold that ended early (the agent's watchdog) still gave its level if
+    every drive was reached while it held. Otherwise the drives reached
+    after it were each taken at their own instant: the set is ``none``
+    when the caller asked for ``auto``, and fails otherwise.
+    """
+    if all(held_through(window, ms) for ms in reached_ms):
         return window.level
     if requested != AUTO:
         raise errors.CaptureFailed(
             'The guest was released (its time budget ran out) before every '
             'drive was captured, so the set is not %s-consistent; nothing '
             'was kept.' % requested)
-    return {APPLICATION: CRASH, CRASH: NONE}.get(window.level, NONE)
+    return NONE
 
 
 _UNASKED = object()

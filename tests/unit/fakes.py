@@ -237,6 +237,9 @@ class _Servers:
             _by_nova=True, **(metadata or {}))
         server['OS-EXT-STS:task_state'] = 'image_snapshot_pending'
         server['_snapshot_image'] = image['id']
+        self.cloud.check('nova.create_image_answer',
+                         nova_exceptions.ClientException(
+                             502, 'bad gateway'))
         return image['id']
 
 
@@ -287,6 +290,9 @@ class _Snapshots:
                 'description': description, 'status': 'creating',
                 'size': volume['size'], 'metadata': dict(metadata or {}),
                 '_ticks': 0}
+        # Made, but the answer never reaches the caller.
+        cloud.check('cinder.snapshot_create_answer',
+                    cinder_exceptions.ConnectionError('connection reset'))
         return Resource(id=snapshot_id, status='creating')
 
     def get(self, snapshot_id):
@@ -409,18 +415,20 @@ class FakeAgent(agent.AgentClient):
     answered here instead of over HTTP.
 
     ``guest_agent`` says whether qemu-ga answers; ``watchdog_first`` makes
-    the agent's watchdog end every hold before the caller does; ``copies``
+    the agent's watchdog end every hold ``watchdog_held_ms`` after it began,
+    before the caller releases it; ``copies``
     makes it report the server's local drives as capturable and copy them
     (an upload completes at the cloud's next tick).
     """
 
     def __init__(self, cloud, guest_agent=True, reachable=True,
-                 watchdog_first=False, copies=False):
+                 watchdog_first=False, watchdog_held_ms=0, copies=False):
         super().__init__(session=None, url='http://agent.test:9797')
         self.cloud = cloud
         self.guest_agent = guest_agent
         self.reachable = reachable
         self.watchdog_first = watchdog_first
+        self.watchdog_held_ms = watchdog_held_ms
         self.copies = copies
         self.calls = []
         self.held = {}  # server -> 'freeze' | 'pause'
@@ -455,8 +463,10 @@ class FakeAgent(agent.AgentClient):
         self.calls.append((action, server_id))
         del self.held[server_id]
         del self.leases[server_id]
-        return {'id': lease_id, 'released_by':
-                'watchdog' if self.watchdog_first else 'caller'}
+        if self.watchdog_first:
+            return {'id': lease_id, 'released_by': 'watchdog',
+                    'held_ms': self.watchdog_held_ms}
+        return {'id': lease_id, 'released_by': 'caller'}
 
     def capture(self, server_id, devices, lease_id=None):
         self.calls.append(('capture', server_id, tuple(devices), lease_id,

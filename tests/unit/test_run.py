@@ -414,3 +414,61 @@ def test_a_pause_nova_refused_is_not_undone_by_this_run(cloud):
     window.close()
     assert cloud.server_status(server) == 'PAUSED'
     assert [c for c, _ in cloud.pause_calls] == ['pause']
+
+
+@pytest.mark.parametrize('point', ['cinder.snapshot_create_answer',
+                                   'nova.create_image_answer'])
+def test_a_create_whose_answer_was_lost_is_undone_too(cloud, point):
+    # Cinder or Nova made the snapshot, the answer never came: the undo
+    # registered before the call finds it by the run's tags.
+    server = cloud.add_server(volumes=VOLUMES)
+    cloud.fail_at.add(point)
+    with pytest.raises(Exception):  # noqa: B017 - any failure, same end
+        take(cloud, server, consistency='crash')
+    for _ in range(5):
+        cloud.tick()
+    assert resources(cloud) == (set(), set())
+    assert cloud.server_status(server) == 'ACTIVE'
+
+
+def test_the_window_is_recorded_before_it_is_opened(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    seen = []
+    take(cloud, server, consistency='crash', seen=seen)
+    intent = next(e for e in seen if e.step == events.OPEN_WINDOW)
+    assert (intent.state, intent.window) == (
+        events.STARTED, {'kind': 'NovaPauseWindow'})
+
+
+def test_a_window_whose_intent_cannot_be_recorded_is_never_opened(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+
+    def progress(event):
+        if event.step == events.OPEN_WINDOW:
+            raise RuntimeError('database gone')
+    with pytest.raises(RuntimeError):
+        run.create_snapshot_set(cloud, server, consistency='crash',
+                                clock=fakes.FakeClock(cloud),
+                                progress=progress)
+    assert cloud.pause_calls == []
+    assert resources(cloud) == (set(), set())
+
+
+def test_a_superseded_run_stops_and_leaves_everything_to_the_new_owner(
+        cloud):
+    # Another process took the run over while its snapshots were being
+    # made: this one undoes nothing (the new owner keeps or removes what
+    # was made) and does not unpause (the new owner's recovery does, and
+    # the pause might be the new owner's by now).
+    server = cloud.add_server(volumes=VOLUMES)
+
+    def progress(event):
+        if event.step == events.CAPTURE and event.state == events.DONE:
+            raise errors.Superseded('run taken over')
+    with pytest.raises(errors.Superseded):
+        run.create_snapshot_set(cloud, server, consistency='crash',
+                                clock=fakes.FakeClock(cloud),
+                                progress=progress)
+    assert len(cloud.snapshots) == 2
+    assert [c for c, _ in cloud.pause_calls] == ['pause']
+    assert cloud.server_status(server) == 'PAUSED'

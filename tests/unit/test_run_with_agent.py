@@ -75,13 +75,27 @@ def test_agent_down_falls_back_to_novas_pause(cloud):
     assert [c for c, _ in cloud.pause_calls] == ['pause', 'unpause']
 
 
-def test_watchdog_first_relabels_auto_as_crash(cloud):
+def test_watchdog_first_relabels_auto_as_none_and_no_drive_shared(cloud):
+    # The freeze ended before either drive's instant was reached: each was
+    # taken at its own instant, after the thaw.
     server = cloud.add_server(image_backed=False, volumes=VOLUMES)
-    agent = fakes.FakeAgent(cloud, watchdog_first=True)
+    agent = fakes.FakeAgent(cloud, watchdog_first=True, watchdog_held_ms=50)
     snapshot_set = take(cloud, server, agent)
-    assert snapshot_set.consistency == 'crash'
+    assert snapshot_set.consistency == 'none'
     assert cloud.images[snapshot_set.id][
-        'snapshot_set_consistency'] == 'crash'
+        'snapshot_set_consistency'] == 'none'
+    assert not any(d.shared_instant for d in snapshot_set.drives)
+
+
+def test_watchdog_after_every_drive_was_reached_keeps_the_level(cloud):
+    # Ended by the watchdog, but only after both instants were reached
+    # (each about 100 ms after the window opened): still application.
+    server = cloud.add_server(image_backed=False, volumes=VOLUMES)
+    agent = fakes.FakeAgent(cloud, watchdog_first=True,
+                            watchdog_held_ms=5000)
+    snapshot_set = take(cloud, server, agent, consistency='application')
+    assert snapshot_set.consistency == 'application'
+    assert all(d.shared_instant for d in snapshot_set.drives)
 
 
 def test_watchdog_first_fails_a_required_level_and_keeps_nothing(cloud):
@@ -190,3 +204,20 @@ def test_a_failed_copy_or_upload_keeps_nothing(cloud, point):
     assert agent.copies_held == []
     assert set(cloud.images) == {'image-cirros'}
     assert cloud.snapshots == {}
+
+
+def test_a_superseded_run_still_releases_its_own_lease(cloud):
+    # An agent's lease is released by its id: it can only be this run's.
+    server = cloud.add_server(image_backed=False, volumes=VOLUMES)
+    agent = fakes.FakeAgent(cloud)
+
+    def progress(event):
+        if event.step == 'capture' and event.state == 'done':
+            raise errors.Superseded('run taken over')
+    with pytest.raises(errors.Superseded):
+        run.create_snapshot_set(cloud, server, clock=fakes.FakeClock(cloud),
+                                agent_locator=fakes.FakeAgents(agent),
+                                progress=progress)
+    assert agent.held == {}
+    assert agent.calls[-1] == ('thaw', server)
+    assert cloud.snapshots  # left to the new owner
