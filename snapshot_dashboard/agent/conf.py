@@ -16,6 +16,12 @@ agent_opts = [
                help='Threads of the WSGI server.'),
     cfg.ListOpt('privileged_roles', default=['admin', 'service'],
                 help='Roles that may act on any project\'s server.'),
+    cfg.StrOpt('state_dir', default='/var/lib/snapshot-dashboard-agent',
+               help='Where the agent keeps its leases (each written before '
+                    'a guest is frozen or paused, so that an agent that '
+                    'restarts releases what the one before held) and its '
+                    'lock: one agent per state_dir, so give each agent of a '
+                    'host the same one. A local filesystem.'),
     cfg.StrOpt('capture_dir',
                default='/var/lib/snapshot-dashboard-agent/captures',
                help='Where copies of local drives are kept until they are '

@@ -17,6 +17,7 @@ from snapshot_dashboard.agent import conf as conf_module
 from snapshot_dashboard.agent import guests
 from snapshot_dashboard.agent import handlers
 from snapshot_dashboard.agent import leases
+from snapshot_dashboard.agent import state
 
 LOG = logging.getLogger(__name__)
 
@@ -64,8 +65,11 @@ def make_agent(conf, clock=time.monotonic):
                                    conf.libvirt.agent_timeout,
                                    conf.libvirt.ping_timeout,
                                    conf.libvirt.thaw_guard)
+    lease_file = state.LeaseFile(conf.agent.state_dir)
     return handlers.Agent(
-        hypervisor, leases.Leases(clock=clock), conf.agent.max_budget,
+        hypervisor, leases.Leases(clock=clock, lease_file=lease_file,
+                                  retry_s=conf.libvirt.thaw_guard),
+        conf.agent.max_budget,
         conf.agent.privileged_roles,
         captures=captures.Captures(conf.agent.capture_dir,
                                    keep_s=conf.agent.capture_keep),

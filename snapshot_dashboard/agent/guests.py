@@ -60,29 +60,43 @@ class Hypervisor:
         self._connection = None
         self._lock = threading.Lock()
 
-    def connection(self):
+    def connection(self, fresh=False):
         with self._lock:
-            if self._connection is None or not self._connection.isAlive():
+            if (fresh or self._connection is None
+                    or not self._connection.isAlive()):
                 self._connection = libvirt.open(self.uri)
             return self._connection
 
     def guest(self, uuid):
+        """The guest, looked up now. A connection that fails the lookup is
+        replaced by a fresh one: without an event loop, one whose libvirtd
+        restarted still says it is alive until it is used."""
         try:
-            domain = self.connection().lookupByUUIDString(uuid)
+            domain = _lookup(self.connection(), uuid)
         except libvirt.libvirtError as e:
-            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                raise GuestNotFound(
-                    'No server %s on this host.' % uuid) from None
-            raise
+            LOG.warning('The libvirt connection failed (%s); opening a fresh '
+                        'one', e)
+            domain = _lookup(self.connection(fresh=True), uuid)
         return Guest(domain, self)
 
     def guests(self):
         return [Guest(d, self) for d in self.connection().listAllDomains()]
 
 
+def _lookup(connection, uuid):
+    try:
+        return connection.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN,
+                                  libvirt.VIR_ERR_INVALID_ARG):
+            raise GuestNotFound('No server %s on this host.' % uuid) from None
+        raise
+
+
 class Guest:
     def __init__(self, domain, hypervisor):
         self.domain = domain
+        self.hypervisor = hypervisor
         self.agent_timeout_s = hypervisor.agent_timeout_s
         self.ping_timeout_s = hypervisor.ping_timeout_s
         self.guard_s = hypervisor.guard_s
@@ -182,11 +196,16 @@ class Guest:
                                 % (self.uuid, e)) from e
 
     def thaw(self):
+        """Returns once the guest is thawed; GuestError while that is not
+        known. A guest that no longer runs holds no freeze."""
+        if self.power_state() in ('shutoff', 'crashed'):
+            return
         self._bound_agent_wait()
         try:
-            return self.domain.fsThaw()
+            self.domain.fsThaw()
         except libvirt.libvirtError as e:
-            self.ensure_thawed()
+            if self.freeze_status() == 'thawed':
+                return
             raise GuestError('Could not thaw server %s: %s'
                              % (self.uuid, e)) from e
 
@@ -199,8 +218,7 @@ class Guest:
         """
         if self._thaw_once():
             return True
-        threading.Thread(target=self._guard, daemon=True,
-                         name='thaw-guard-%s' % self.uuid).start()
+        self._start_guard(_answers_thawed, 'thawed')
         return False
 
     def _thaw_once(self):
@@ -213,24 +231,65 @@ class Guest:
             LOG.error('Server %s may still be frozen: %s', self.uuid, e)
             return False
 
-    def _guard(self):
+    def pause(self):
+        self._check_running('pause')
+        try:
+            self.domain.suspend()
+        except libvirt.libvirtError as e:
+            # The suspend may have reached QEMU all the same.
+            self.ensure_resumed()
+            raise GuestConflict('Could not pause server %s: %s'
+                                % (self.uuid, e)) from e
+
+    def resume(self):
+        """Resume a paused guest (the pause a lease made); a guest that runs
+        or no longer runs is left as it is."""
+        if self.power_state() == 'paused':
+            self.domain.resume()
+
+    def ensure_resumed(self):
+        """Resume if paused; never raises. If libvirt fails, a guard thread
+        keeps trying (``guard_s``)."""
+        if _resumed(self):
+            return True
+        self._start_guard(_resumed, 'running')
+        return False
+
+    def _start_guard(self, settled, what):
+        threading.Thread(target=self._guard, args=(settled, what),
+                         daemon=True, name='guard-%s' % self.uuid).start()
+
+    def _guard(self, settled, what):
+        """Every second for ``guard_s``, on the guest looked up again (its
+        libvirt connection may have died): until ``settled(guest)``."""
         deadline = time.monotonic() + self.guard_s
         while time.monotonic() < deadline:
             time.sleep(1)
-            status = self.freeze_status()
-            if status == 'thawed':
-                LOG.info('Server %s answers thawed again', self.uuid)
+            try:
+                if settled(self.hypervisor.guest(self.uuid)):
+                    LOG.info('Server %s is %s again', self.uuid, what)
+                    return
+            except GuestNotFound:
+                LOG.info('Server %s is gone from this host', self.uuid)
                 return
-            if status == 'frozen':
-                LOG.warning('Server %s froze late; thawing it', self.uuid)
-                self._thaw_once()
-        LOG.error('Server %s did not answer thawed within %s s', self.uuid,
+            except libvirt.libvirtError as e:
+                LOG.warning('Server %s: %s', self.uuid, e)
+        LOG.error('Server %s was not %s within %s s', self.uuid, what,
                   self.guard_s)
 
-    def pause(self):
-        self._check_running('pause')
-        self.domain.suspend()
 
-    def resume(self):
-        if self.power_state() == 'paused':
-            self.domain.resume()
+def _answers_thawed(guest):
+    status = guest.freeze_status()
+    if status == 'frozen':
+        LOG.warning('Server %s froze late; thawing it', guest.uuid)
+        guest._thaw_once()
+    return status == 'thawed'
+
+
+def _resumed(guest):
+    try:
+        guest.resume()
+    except libvirt.libvirtError as e:
+        LOG.error('Server %s may still be paused: %s', guest.uuid, e)
+        return False
+    return True

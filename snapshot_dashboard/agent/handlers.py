@@ -15,6 +15,9 @@ from snapshot_dashboard.agent import leases as leases_module
 
 LOG = logging.getLogger(__name__)
 
+# The Guest method that ends each kind of lease.
+RELEASES = {leases_module.FREEZE: 'thaw', leases_module.PAUSE: 'resume'}
+
 
 class Agent:
     """What the handlers share: the hypervisor, the leases, the captures,
@@ -29,6 +32,12 @@ class Agent:
         self.privileged_roles = set(privileged_roles)
         self.captures = captures
         self.uploader = uploader
+
+    def release_inherited_leases(self):
+        """At start: release what an agent that died held (its lease
+        file)."""
+        return self.leases.release_inherited(
+            lambda kind, uuid: release_of(self, kind, uuid))
 
     def thaw_frozen_guests(self):
         """At start: a guest left frozen by an agent that died is thawed."""
@@ -91,7 +100,7 @@ def _lease_id(request):
 
 def show_server(request, agent, uuid):
     guest = _guest(request, agent, uuid)
-    lease = agent.leases.active(uuid)
+    lease = agent.leases.holding(uuid)
     return 200, {'server': {
         'id': uuid,
         'power_state': guest.power_state(),
@@ -102,31 +111,43 @@ def show_server(request, agent, uuid):
     }}
 
 
-def _take(request, agent, uuid, kind, hold, release):
+def release_of(agent, kind, uuid):
+    """What ends a ``kind`` lease of server ``uuid``: it looks the guest up
+    each time it runs, so that it outlives the libvirt connection of the
+    hold (libvirtd may restart in between)."""
+    action = RELEASES[kind]
+
+    def release():
+        try:
+            guest = agent.hypervisor.guest(uuid)
+        except guests_module.GuestNotFound:
+            LOG.warning('Server %s is gone from this host: nothing to %s',
+                        uuid, action)
+            return
+        getattr(guest, action)()
+    return release
+
+
+def _take(request, agent, uuid, kind, hold):
     guest = _guest(request, agent, uuid)
     budget = _budget(request, agent)
     try:
         lease = agent.leases.take(uuid, kind, budget, lambda: hold(guest),
-                                  lambda: release(guest))
-    except leases_module.LeaseConflict as e:
-        raise web.HTTPError(409, str(e)) from e
-    except guests_module.GuestError as e:
+                                  release_of(agent, kind, uuid))
+    except (leases_module.LeaseConflict, leases_module.LeaseNotRecorded,
+            guests_module.GuestError) as e:
         raise web.HTTPError(e.status, str(e)) from e
     return 201, {'lease': lease.to_dict(agent.leases.clock())}
 
 
-def _thaw(guest):
-    guest.thaw()
-
-
 def freeze(request, agent, uuid):
     return _take(request, agent, uuid, leases_module.FREEZE,
-                 lambda guest: guest.freeze(), _thaw)
+                 lambda guest: guest.freeze())
 
 
 def pause(request, agent, uuid):
     return _take(request, agent, uuid, leases_module.PAUSE,
-                 lambda guest: guest.pause(), lambda guest: guest.resume())
+                 lambda guest: guest.pause())
 
 
 def _release(request, agent, uuid, kind):

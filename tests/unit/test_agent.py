@@ -27,12 +27,13 @@ NOVA_METADATA = ('<instance><owner><user uuid="u1"/><project uuid="%s"/>'
 
 
 @pytest.fixture
-def conf():
+def conf(tmp_path):
     conf = cfg.ConfigOpts()
     deploy.register(conf)
     conf([], project='snapshot-dashboard')
     conf.set_override('connection_uri', 'test:///default', group='libvirt')
     conf.set_override('max_budget', 30, group='agent')
+    conf.set_override('state_dir', str(tmp_path / 'state'), group='agent')
     return conf
 
 
@@ -198,6 +199,96 @@ def test_stopping_the_agent_thaws_and_resumes_everything(agent, domain):
     released = agent.leases.stop()
     assert [lease.released_by for lease in released] == ['shutdown']
     assert not frozen(domain)
+
+
+# -- restarts and failed releases ---------------------------------------------
+
+def test_a_pause_left_by_an_agent_that_died_is_resumed_at_start(
+        conf, agent, domain):
+    uuid = domain.UUIDString()
+    status, body = call(agent, 'POST', '/v1/servers/%s/pause' % uuid,
+                        {'budget_s': 30})
+    assert status == 201
+    # The agent dies holding it (no stop()); the next one starts.
+    restarted = deploy.make_agent(conf)
+    try:
+        ended, = restarted.release_inherited_leases()
+        assert (ended.id, ended.released_by) == (body['lease']['id'],
+                                                 'restart')
+        assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        # The caller of the dead agent learns its pause did not last.
+        status, late = call(restarted, 'POST', '/v1/servers/%s/resume'
+                            % uuid, {'lease': body['lease']['id']})
+        assert (status, late['lease']['released_by']) == (409, 'restart')
+    finally:
+        restarted.leases.stop()
+
+
+def test_a_freeze_left_by_an_agent_that_died_is_thawed_at_start(
+        conf, agent, domain):
+    call(agent, 'POST', '/v1/servers/%s/freeze' % domain.UUIDString(),
+         {'budget_s': 30})
+    restarted = deploy.make_agent(conf)
+    try:
+        assert len(restarted.release_inherited_leases()) == 1
+        assert not frozen(domain)
+    finally:
+        restarted.leases.stop()
+
+
+def test_a_start_resumes_only_the_pauses_of_its_leases(conf, agent, domain):
+    # Paused by someone else (Nova's pause is the same libvirt call).
+    domain.suspend()
+    restarted = deploy.make_agent(conf)
+    try:
+        assert restarted.release_inherited_leases() == []
+        assert restarted.thaw_frozen_guests() == []
+        assert domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    finally:
+        restarted.leases.stop()
+
+
+def test_a_lease_that_cannot_be_recorded_is_a_503_untouched(
+        conf, agent, domain):
+    # A file where the state directory should be: nothing can be written.
+    with open(conf.agent.state_dir, 'w'):
+        pass
+    status, body = call(agent, 'POST', '/v1/servers/%s/pause'
+                        % domain.UUIDString(), {'budget_s': 10})
+    assert status == 503
+    assert 'not touched' in body['message']
+    assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_show_server_shows_a_lease_whose_release_is_retried(
+        agent, domain, monkeypatch):
+    uuid = domain.UUIDString()
+    _, body = call(agent, 'POST', '/v1/servers/%s/pause' % uuid,
+                   {'budget_s': 30})
+
+    def libvirtd_down(self):
+        raise libvirt.libvirtError('Failed to connect socket')
+
+    monkeypatch.setattr(type(domain), 'resume', libvirtd_down)
+    status, failed = call(agent, 'POST', '/v1/servers/%s/resume' % uuid,
+                          {'lease': body['lease']['id']})
+    assert status == 500
+    assert 'Failed to connect' in failed['message']
+    _, shown = call(agent, 'GET', '/v1/servers/%s' % uuid)
+    lease = shown['server']['lease']
+    assert lease['id'] == body['lease']['id']
+    assert 'Failed to connect' in lease['release_error']
+    status, _ = call(agent, 'POST', '/v1/servers/%s/pause' % uuid,
+                     {'budget_s': 30})
+    assert status == 409
+    monkeypatch.undo()
+    for _ in range(100):
+        if agent.leases.holding(uuid) is None:
+            break
+        time.sleep(0.05)
+    assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    _, shown = call(agent, 'GET', '/v1/servers/%s' % uuid)
+    assert shown['server']['lease'] is None
 
 
 def test_the_deployed_agent_wants_a_token(conf, agent):
