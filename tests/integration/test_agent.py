@@ -44,6 +44,13 @@ class AgentProcess:
                 return None
         wait_for('the agent', answers, timeout_s=60, interval_s=0.2)
 
+    def run_another(self):
+        """A second agent on the same configuration, run to its end."""
+        binary = os.path.join(os.path.dirname(sys.executable),
+                              'snapshot-dashboard-agent')
+        return subprocess.run([binary, '--config-file', self.config_file],
+                              capture_output=True, timeout=60, check=False)
+
     def stop(self, sig=signal.SIGTERM):
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
@@ -67,6 +74,7 @@ def agent(clouds_yaml, tmp_path_factory):
         '[DEFAULT]', 'log_file = %s' % (folder / 'agent.log'),
         '[agent]', 'bind_host = 127.0.0.1', 'bind_port = %d' % port,
         'max_budget = 60', 'capture_dir = %s' % (folder / 'captures'),
+        'state_dir = %s' % (folder / 'state'),
         '[libvirt]', 'connection_uri = qemu:///system', 'agent_timeout = 3',
         'thaw_guard = 120',
         '[keystone_authtoken]',
@@ -208,6 +216,54 @@ def test_a_killed_agent_thaws_on_restart(agent, server, token):
     agent.stop(signal.SIGKILL)
     assert guest.command('guest-fsfreeze-status') == 'frozen'
     agent.start()
+    assert guest.command('guest-fsfreeze-status') == 'thawed'
+
+
+def power_state(guest):
+    return subprocess.run(
+        ['virsh', '-c', 'qemu:///system', 'domstate', guest.domain],
+        capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_killed_agent_resumes_its_pause_at_restart(agent, server, token):
+    uuid, guest = server
+    status, body = agent.call('POST', '/v1/servers/%s/pause' % uuid,
+                              token=token, budget_s=60)
+    assert status == 201, body
+    agent.stop(signal.SIGKILL)
+    try:
+        assert power_state(guest) == 'paused'
+        started = time.monotonic()
+        agent.start()
+        # Released before the agent listens: running by the first answer.
+        assert power_state(guest) == 'running'
+        assert time.monotonic() - started < 10
+        status, late = agent.call('POST', '/v1/servers/%s/resume' % uuid,
+                                  token=token, lease=body['lease']['id'])
+        assert (status, late['lease']['released_by']) == (409, 'restart')
+    finally:
+        if power_state(guest) == 'paused':
+            subprocess.run(['virsh', '-c', 'qemu:///system', 'resume',
+                            guest.domain], check=False)
+        guest.wait_until_answering(timeout_s=30)
+
+
+def test_a_second_agent_exits_1_and_leaves_the_freeze_alone(
+        agent, server, token):
+    uuid, guest = server
+    status, body = agent.call('POST', '/v1/servers/%s/freeze' % uuid,
+                              token=token, budget_s=30)
+    assert status == 201, body
+    try:
+        second = agent.run_another()
+        assert second.returncode == 1
+        assert guest.command('guest-fsfreeze-status') == 'frozen'
+        assert 'Another snapshot-dashboard-agent (pid %d) holds' % (
+            agent.process.pid) in agent.log_file.read_text()
+    finally:
+        status, thawed = agent.call('POST', '/v1/servers/%s/thaw' % uuid,
+                                    token=token, lease=body['lease']['id'])
+    assert (status, thawed['lease']['released_by']) == (200, 'caller')
     assert guest.command('guest-fsfreeze-status') == 'thawed'
 
 

@@ -456,6 +456,7 @@ class MiniCloud:
             'DEFAULT': {'log_file': os.path.join(self.logs, 'agent.log')},
             'agent': {'bind_host': '127.0.0.1',
                       'bind_port': PORTS['agent'],
+                      'state_dir': os.path.join(self.data, 'agent'),
                       'capture_dir': os.path.join(self.data, 'agent',
                                                   'captures')},
             'libvirt': {'connection_uri': 'qemu:///system'},
