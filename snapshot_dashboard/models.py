@@ -66,9 +66,17 @@ class SnapshotRun(models.Model):
     cleanup = models.TextField(blank=True)  # what a recovery did
     attempts = models.IntegerField(default=0)
     trust_id = models.CharField(max_length=64, blank=True)
-    # Which worker holds it.
+    # Which worker holds it. ``claim`` is new at every claim: each write
+    # of a running run is fenced by it, so a worker that lost the run (it
+    # stopped beating and another took over) changes nothing. ``heartbeat_at``
+    # is the database's time, never a host's.
     worker = models.CharField(max_length=255, blank=True)
+    claim = models.CharField(max_length=36, blank=True)
     heartbeat_at = models.DateTimeField(null=True)
+    # The server while the run may act on it (running, or a hold still to
+    # be released): unique, so the database itself keeps one run per
+    # server. NULL otherwise (NULLs do not collide on any database).
+    holding_server = models.CharField(max_length=64, null=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)

@@ -14,44 +14,56 @@ from novaclient import exceptions as nova_exceptions
 
 from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import window as window_module
 
 LOG = logging.getLogger(__name__)
 
 
 def close_window(clients, server_id, record, clock=window_module.Clock):
-    """Close a window a dead run left open; returns what was done.
+    """Close a window a dead run left open, or began to open (its intent);
+    returns whether nothing is held any more, and what was done.
 
     An agent's lease is released with the same call the run would have
-    made (its watchdog would end it anyway); a Nova pause is undone once
-    Nova lets it (a running createImage first).
+    made; a lease whose id was never recorded ends by the agent's watchdog
+    within its budget. A Nova pause is undone once Nova lets it (a running
+    createImage first).
     """
     kind = (record or {}).get('kind')
-    if kind in ('AgentFreezeWindow', 'AgentPauseWindow') and record.get(
-            'lease'):
+    if kind in ('AgentFreezeWindow', 'AgentPauseWindow'):
+        if not record.get('lease'):
+            return True, ('no lease was recorded: if one was taken, the '
+                          'agent ends it within %s s'
+                          % record.get('budget_s', 'its budget'))
         agent = agent_module.AgentClient(clients.session, record['agent'])
         try:
             lease = getattr(agent, record['release'])(server_id,
                                                       record['lease'])
         except Exception as e:
-            LOG.warning('Could not %s %s through the agent (its watchdog '
-                        'will): %s', record['release'], server_id, e)
-            return 'left to the agent watchdog: %s' % e
-        return '%s (lease ended by %s)' % (record['release'],
-                                           lease.get('released_by'))
+            LOG.warning('Could not %s %s through the agent: %s',
+                        record['release'], server_id, e)
+            return False, 'could not %s: %s' % (record['release'], e)
+        if lease.get('release_error'):
+            return False, 'the agent could not %s: %s' % (
+                record['release'], lease['release_error'])
+        return True, '%s (lease ended by %s)' % (record['release'],
+                                                 lease.get('released_by'))
     if kind == 'NovaPauseWindow':
         try:
             server = clients.nova.servers.get(server_id)
         except nova_exceptions.NotFound:
-            return 'server gone'
+            return True, 'server gone'
         if server.status != 'PAUSED':
-            return 'not paused'
+            return True, 'not paused'
         window = window_module.NovaPauseWindow(clients.nova, server_id,
                                                clock=clock)
         window.pause_requested = True
-        window.close()
-        return 'unpaused'
-    return 'nothing held'
+        try:
+            window.close()
+        except errors.SnapshotSetError as e:
+            return False, str(e)
+        return True, 'unpaused'
+    return True, 'nothing held'
 
 
 def remove_leftovers(clients, run_id):

@@ -1,32 +1,47 @@
 """The worker's part of a run: claim it, execute it, record it, recover it.
 
-Claiming is a compare-and-set UPDATE (``state=queued`` -> ``running``), so
-two workers never take the same run on any database; on MySQL/MariaDB and
-PostgreSQL the candidates are also read ``FOR UPDATE SKIP LOCKED`` so
-workers do not even contend. A running run carries a heartbeat; one whose
-heartbeat stopped (its worker was killed) is claimed by another worker,
-which closes the window it left open, removes everything it made (the
-resources carry the run's id) and queues it again, or fails it after
-``MAX_ATTEMPTS``.
+Claiming is a compare-and-set UPDATE (``state=queued`` -> ``running``) that
+gives the run a new ``claim`` token, so two workers never take the same run
+on any database; on MySQL/MariaDB and PostgreSQL the candidates are also
+read ``FOR UPDATE SKIP LOCKED`` so workers do not even contend. A running
+run holds its server (``holding_server``, unique): the database itself
+keeps one run per server.
+
+Every later write of the run is fenced by its claim: a write that hits no
+row means another worker took the run over, and the worker stops acting on
+it (``errors.Superseded``), undoing nothing. A running run carries a
+heartbeat in the database's time; one whose heartbeat stopped (its worker
+was killed, or lost the database) is claimed by another worker, which
+releases the hold it left or began (the window is recorded before it is
+opened), keeps the set if it was already packaged, else removes everything
+the run made (its resources carry the run's id) and queues it again, or
+fails it after ``MAX_ATTEMPTS``. A hold that could not be released is kept
+on the ended run and retried until it is.
 """
 
 import datetime
 import logging
 import threading
+import uuid
 
 from django.db import DatabaseError
+from django.db import IntegrityError
 from django.db import connection
+from django.db import models as db_models
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import functions
 from keystoneauth1 import exceptions as ks_exceptions
 
 from snapshot_dashboard import credentials
 from snapshot_dashboard import models
+from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import recovery
 from snapshot_dashboard.orchestration import run as run_module
+from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import window as window_module
 from snapshot_dashboard.worker import schedules
 
 LOG = logging.getLogger(__name__)
@@ -36,54 +51,89 @@ HEARTBEAT_S = 5
 STALE_S = 30
 
 
+def ago(seconds):
+    """The database's now less ``seconds``: staleness never depends on the
+    clock of the host that asks."""
+    return db_models.ExpressionWrapper(
+        functions.Now() - datetime.timedelta(seconds=seconds),
+        output_field=db_models.DateTimeField())
+
+
 def _candidates(queryset):
     if connection.features.has_select_for_update_skip_locked:
         return queryset.select_for_update(skip_locked=True)
     return queryset
 
 
-def claim(worker, queryset, **changes):
-    """Take one run of ``queryset`` for ``worker``; None if none is free."""
+def claim(worker, queryset, hold=False, **changes):
+    """Take one run of ``queryset`` for ``worker``; None if none is free.
+    With ``hold`` the run also takes its server."""
     with transaction.atomic():
         for run in _candidates(queryset.order_by('created_at'))[:10]:
-            taken = take(worker, run, **changes)
+            taken = take(worker, run, hold=hold, **changes)
             if taken is not None:
                 return taken
     return None
 
 
-def take(worker, run, **changes):
-    """Compare and set: ``run`` as it was read becomes ``worker``'s, unless
-    another worker changed it since."""
-    if models.SnapshotRun.objects.filter(
-            pk=run.pk, state=run.state, worker=run.worker,
-            heartbeat_at=run.heartbeat_at).update(
-                worker=worker, heartbeat_at=timezone.now(), **changes):
-        return models.SnapshotRun.objects.get(pk=run.pk)
-    return None
+def take(worker, run, hold=False, **changes):
+    """Compare and set: ``run`` as it was read becomes ``worker``'s under a
+    new claim, unless another worker changed it since (or, with ``hold``,
+    another run holds its server)."""
+    if hold:
+        changes['holding_server'] = run.server_id
+    try:
+        with transaction.atomic():  # a savepoint inside claim()'s
+            taken = models.SnapshotRun.objects.filter(
+                pk=run.pk, state=run.state, claim=run.claim,
+                heartbeat_at=run.heartbeat_at).update(
+                    worker=worker, claim=str(uuid.uuid4()),
+                    heartbeat_at=functions.Now(), **changes)
+    except IntegrityError:
+        LOG.info('Run %s waits: another run holds server %s', run.pk,
+                 run.server_id)
+        return None
+    return models.SnapshotRun.objects.get(pk=run.pk) if taken else None
 
 
 def claim_queued(worker):
-    """The oldest queued run of a server no other run is working on (the
-    agent would refuse a second hold of the same guest anyway)."""
+    """The oldest queued run of a server no other run holds."""
     busy = models.SnapshotRun.objects.filter(
-        state=models.RUNNING).values('server_id')
+        holding_server__isnull=False).values('holding_server')
     return claim(worker, models.SnapshotRun.objects.filter(
-        state=models.QUEUED).exclude(server_id__in=busy),
-        state=models.RUNNING, started_at=timezone.now())
+        state=models.QUEUED).exclude(server_id__in=busy), hold=True,
+        state=models.RUNNING, started_at=functions.Now())
 
 
 def claim_stale(worker, stale_s=STALE_S):
-    limit = timezone.now() - datetime.timedelta(seconds=stale_s)
+    """A running run whose worker stopped beating."""
     return claim(worker, models.SnapshotRun.objects.filter(
-        state=models.RUNNING, heartbeat_at__lt=limit))
+        state=models.RUNNING, heartbeat_at__lt=ago(stale_s)))
+
+
+def claim_unreleased(worker, stale_s=STALE_S):
+    """An ended run whose hold could not be released, ``stale_s`` after the
+    last try."""
+    return claim(worker, models.SnapshotRun.objects.filter(
+        state__in=models.ENDED, holding_server__isnull=False,
+        heartbeat_at__lt=ago(stale_s)))
+
+
+def write(run, **fields):
+    """Update the run's row if ``run`` still holds its claim; raises
+    errors.Superseded if another worker took it over."""
+    if not models.SnapshotRun.objects.filter(
+            pk=run.pk, claim=run.claim).update(**fields):
+        raise errors.Superseded('Run %s was taken over by another worker.'
+                                % run.pk)
 
 
 class Recorder:
     """The orchestration's progress callback, written to the run's row:
-    each event's fields, as the orchestration typed them."""
+    each event's fields, as the orchestration typed them. Raises
+    errors.Superseded once the run is another worker's."""
 
-    FIELDS = ['step', 'drives', 'events', 'resources', 'window']
+    FIELDS = ['step', 'drives', 'events', 'resources', 'window', 'set_id']
 
     def __init__(self, run):
         self.run = run
@@ -93,7 +143,8 @@ class Recorder:
         run = self.run
         with self.lock:
             run.events.append(dict(event.to_dict(),
-                                   at=timezone.now().isoformat()))
+                                   at=datetime.datetime.now(
+                                       datetime.timezone.utc).isoformat()))
             if event.step == events.RESOURCE:
                 run.resources.append(event.resource.to_dict())
             else:
@@ -105,22 +156,25 @@ class Recorder:
                 run.drives[event.device] = (
                     'capturing' if event.state == events.STARTED
                     else 'captured')
-            if event.step == events.OPEN_WINDOW and done:
+            if event.step == events.OPEN_WINDOW and event.window:
+                # At started: the intent, before anything is held.
                 run.window = event.window
             if event.step == events.CLOSE_WINDOW and done:
                 run.window = None
-            models.SnapshotRun.objects.filter(pk=run.pk).update(
-                **{f: getattr(run, f) for f in self.FIELDS})
+            if event.step == events.PACKAGE and done:
+                run.set_id = event.set_id
+            write(run, **{f: getattr(run, f) for f in self.FIELDS})
 
 
 class Heartbeat:
-    """Beats while a run executes; stops beating if the process dies."""
+    """Beats while a run executes; stops beating if the process dies.
+    ``lost`` is set once a beat finds the run another worker's."""
 
-    def __init__(self, run, worker, interval_s=HEARTBEAT_S):
+    def __init__(self, run, interval_s=HEARTBEAT_S):
         self.run = run
-        self.worker = worker
         self.interval_s = interval_s
         self.stopped = threading.Event()
+        self.lost = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True,
                                        name='heartbeat-%s' % run.pk)
 
@@ -136,9 +190,12 @@ class Heartbeat:
         try:
             while not self.stopped.wait(self.interval_s):
                 try:
-                    models.SnapshotRun.objects.filter(
-                        pk=self.run.pk, worker=self.worker).update(
-                            heartbeat_at=timezone.now())
+                    write(self.run, heartbeat_at=functions.Now())
+                except errors.Superseded:
+                    LOG.warning('Run %s is another worker\'s now; this one '
+                                'stops acting on it', self.run.pk)
+                    self.lost.set()
+                    return
                 except DatabaseError:
                     # One lost connection must not end the heartbeats: the
                     # next beat opens another.
@@ -148,12 +205,27 @@ class Heartbeat:
             connection.close()
 
 
+class FencedClock(window_module.Clock):
+    """The orchestration's clock for a run under ``heartbeat``: every wait
+    ends at once, with errors.Superseded, when the run is lost."""
+
+    def __init__(self, heartbeat):
+        self.heartbeat = heartbeat
+
+    def sleep(self, seconds):
+        if self.heartbeat.lost.wait(seconds):
+            raise errors.Superseded('Run %s was taken over by another '
+                                    'worker.' % self.heartbeat.run.pk)
+
+
 class Executor:
     """Runs claimed runs through the orchestration, with the trust."""
 
     def __init__(self, worker, trust_session, service_session,
-                 agent_locator=None, heartbeat_s=HEARTBEAT_S):
+                 agent_locator=None, heartbeat_s=HEARTBEAT_S,
+                 clock=window_module.Clock):
         self.worker = worker
+        self.clock = clock
         self.trust_session = trust_session  # trust id -> session
         self.service_session = service_session  # () -> session
         self.agent_locator = agent_locator
@@ -167,21 +239,38 @@ class Executor:
         heartbeat, so a long prune does not look like a dead worker."""
         LOG.info('Run %s: %s of server %s', run.pk, run.devices or 'all',
                  run.server_id)
-        with Heartbeat(run, self.worker, self.heartbeat_s):
-            self._execute(run)
+        self._fenced(self._execute, run)
         return run
 
-    def _execute(self, run):
+    def recover(self, run):
+        """Release what a dead worker held or began to hold; keep the set
+        it packaged, else remove what it made and queue the run again (or
+        fail it after MAX_ATTEMPTS)."""
+        LOG.warning('Run %s lost its worker; recovering it', run.pk)
+        self._fenced(self._recover, run)
+        return run
+
+    def _fenced(self, act, run):
+        with Heartbeat(run, self.heartbeat_s) as heartbeat:
+            try:
+                act(run, FencedClock(heartbeat))
+            except errors.Superseded:
+                LOG.warning('Run %s was taken over by another worker; %s '
+                            'stopped acting on it', run.pk, self.worker)
+
+    def _execute(self, run, clock):
         recorder = Recorder(run)
         try:
             snapshot_set = run_module.create_snapshot_set(
                 self.clients(run), run.server_id, devices=run.devices,
                 name=run.name or None, description=run.description,
                 consistency=run.consistency, budget_s=run.budget_s,
-                wait=True, progress=recorder,
+                wait=True, progress=recorder, clock=clock,
                 agent_locator=self.agent_locator, run_id=str(run.pk),
                 schedule_id=str(run.schedule_id) if run.schedule_id
                 else None)
+        except errors.Superseded:
+            raise
         except errors.ServerNotFound as e:
             self._broken(run, 'The server is gone (%s).' % run.server_id)
             self._end(run, models.FAILED, error=str(e))
@@ -201,12 +290,15 @@ class Executor:
                 'The snapshot set could not be taken: %s. Nothing was kept.'
                 % e), cleanup=_rollback_text(e))
         else:
-            self._end(run, models.SUCCEEDED, set_id=snapshot_set.id,
-                      achieved_consistency=snapshot_set.consistency,
-                      window_ms=snapshot_set.window_ms,
-                      drives={d.name: 'captured'
-                              for d in snapshot_set.drives},
-                      cleanup=self._prune(run))
+            self._succeed(run, snapshot_set)
+
+    def _succeed(self, run, snapshot_set, cleanup=''):
+        self._end(run, models.SUCCEEDED, set_id=snapshot_set.id,
+                  achieved_consistency=snapshot_set.consistency,
+                  window_ms=snapshot_set.window_ms,
+                  drives={d.name: 'captured' for d in snapshot_set.drives},
+                  cleanup='; '.join(t for t in (cleanup, self._prune(run))
+                                    if t))
 
     def _prune(self, run):
         """After a scheduled run: its schedule's retention."""
@@ -230,63 +322,151 @@ class Executor:
             if schedule is not None:
                 schedules.mark_broken(schedule, reason)
 
-    def recover(self, run):
-        """Close what a dead worker left open, remove what it made; queue
-        the run again, or fail it after MAX_ATTEMPTS."""
-        LOG.warning('Run %s lost its worker; recovering it', run.pk)
+    def _recover(self, run, clock):
         try:
-            # Beats too: waiting for Nova to let a pause go can be long.
-            with Heartbeat(run, self.worker, self.heartbeat_s):
-                user_clients = self.clients(run)
-                closed = recovery.close_window(user_clients, run.server_id,
-                                               run.window)
-                deleted, failures = recovery.remove_leftovers(
-                    user_clients, str(run.pk))
-                copies = run.resource_ids(events.AGENT_COPY)
-                if copies and (run.window or {}).get('agent'):
-                    deleted += recovery.remove_copies(
-                        user_clients, run.server_id, run.window['agent'],
-                        copies)
+            user_clients = self.clients(run)
+            released, closed = recovery.close_window(
+                user_clients, run.server_id, run.window, clock=clock)
+            if released:
+                run.window = None
+            adopted = self._adopt(run, user_clients, clock)
+            if adopted is not None:
+                self._succeed(run, adopted, cleanup='window: %s; the set '
+                              'was packaged, kept' % closed)
+                return
+            deleted, failures = recovery.remove_leftovers(
+                user_clients, str(run.pk))
+            copies = run.resource_ids(events.AGENT_COPY)
+            agent_url = self._agent_url(run, user_clients)
+            if copies and agent_url:
+                deleted += recovery.remove_copies(
+                    user_clients, run.server_id, agent_url, copies)
+        except errors.Superseded:
+            raise
         except Exception as e:
             LOG.exception('Recovering run %s failed', run.pk)
             self._end(run, models.FAILED, error=(
                 'The snapshot set was interrupted and could not be cleaned '
                 'up automatically: %s' % e))
-            return run
+            return
         cleanup = 'window: %s; deleted: %s%s' % (
             closed, ', '.join(deleted) or 'nothing',
             '; could not delete: %s' % ', '.join(failures)
             if failures else '')
-        if run.attempts + 1 < MAX_ATTEMPTS and not failures:
-            models.SnapshotRun.objects.filter(pk=run.pk,
-                                              worker=self.worker).update(
-                state=models.QUEUED, worker='', heartbeat_at=None,
-                attempts=run.attempts + 1, window=None, step='',
-                cleanup=cleanup, resources=[])
+        if (released and run.attempts + 1 < MAX_ATTEMPTS
+                and not failures):
+            write(run, state=models.QUEUED, worker='', claim='',
+                  heartbeat_at=None, holding_server=None,
+                  attempts=run.attempts + 1, window=None, step='', set_id='',
+                  cleanup=cleanup, resources=[])
             run.refresh_from_db()
-            return run
+            return
         self._end(run, models.FAILED, cleanup=cleanup, error=(
             'The snapshot set was interrupted (its worker stopped) and '
             'nothing was kept.'))
+
+    def _adopt(self, run, clients, clock):
+        """The set the dead worker packaged, once usable; None if it was
+        not packaged, or will not become usable (it is then removed with
+        the rest of the run)."""
+        if not run.set_id:
+            return None
+        try:
+            snapshot_set = sets.get_set(clients, run.set_id)
+            return run_module.wait_until_usable(
+                clients, snapshot_set, clock,
+                upload_error=self._upload_error(run, clients))
+        except errors.SnapshotSetError as e:
+            LOG.warning('Set %s of run %s will not be usable: %s',
+                        run.set_id, run.pk, e)
+            return None
+
+    def _agent(self, run, clients):
+        if self.agent_locator is None:
+            return None
+        try:
+            return self.agent_locator.for_server(clients, run.server_id)
+        except Exception:
+            LOG.exception('Could not locate the agent of %s', run.server_id)
+            return None
+
+    def _agent_url(self, run, clients):
+        if (run.window or {}).get('agent'):
+            return run.window['agent']
+        agent = self._agent(run, clients)
+        return agent.url if agent is not None else None
+
+    def _upload_error(self, run, clients):
+        """What says the agent gave up uploading the run's copies."""
+        copies = run.resource_ids(events.AGENT_COPY)
+        agent = self._agent(run, clients) if copies else None
+        if agent is None:
+            return None
+
+        def check():
+            try:
+                capture = agent.show_capture(run.server_id, copies[-1])
+            except agent_module.AgentError:
+                return None  # exported and removed, or not known
+            if capture['state'] == 'failed':
+                return capture.get('error') or 'the upload failed'
+            return None
+        return check
+
+    def release(self, run):
+        """Try again to release the hold an ended run could not."""
+        LOG.info('Run %s: releasing the hold it left (%s)', run.pk,
+                 (run.window or {}).get('kind'))
+        try:
+            released, text = recovery.close_window(
+                self.clients(run), run.server_id, run.window,
+                clock=self.clock)
+        except ks_exceptions.Unauthorized:
+            released, text = True, ('could not be released: the permission '
+                                    'given for the run is gone')
+        except Exception as e:
+            LOG.exception('Releasing the hold of run %s failed', run.pk)
+            released, text = False, str(e)
+        if not released and (run.window or {}).get('budget_s') and \
+                models.SnapshotRun.objects.filter(
+                    pk=run.pk, finished_at__lt=ago(
+                        run.window['budget_s'])).exists():
+            released, text = True, 'ended by the agent\'s watchdog'
+        if not released:
+            write(run, heartbeat_at=functions.Now())
+            return run
+        run.window = None
+        write(run, window=None, holding_server=None,
+              cleanup='; '.join(t for t in (run.cleanup,
+                                            'hold released: %s' % text) if t))
+        self._end_trust(run)
+        run.refresh_from_db()
         return run
 
     def _end(self, run, state, **fields):
-        if run.schedule_id is None:
-            # A run's own trust ends with it; a schedule's lives on.
-            self._delete_trust(run)
-        fields.update(state=state, finished_at=timezone.now(), window=None,
-                      trust_id='')
+        """End the run. A hold it could not release stays recorded (with
+        its server and its trust) for ``release`` to retry."""
+        pending = bool(run.window)
+        fields.update(state=state, finished_at=functions.Now(),
+                      heartbeat_at=functions.Now())
+        if not pending:
+            fields.update(window=None, holding_server=None)
         # What a recovery did before this attempt stays on record.
         fields['cleanup'] = '; '.join(
             text for text in (run.cleanup, fields.get('cleanup')) if text)
-        models.SnapshotRun.objects.filter(pk=run.pk).update(**fields)
+        write(run, **fields)
+        if not pending:
+            self._end_trust(run)
         run.refresh_from_db()
         LOG.info('Run %s %s%s', run.pk, state,
                  ': %s' % run.error if run.error else '')
 
-    def _delete_trust(self, run):
-        if run.trust_id:
-            credentials.delete_trust(run.trust_id, self.service_session())
+    def _end_trust(self, run):
+        """A run's own trust ends with it; a schedule's lives on."""
+        if run.schedule_id is None and run.trust_id and \
+                credentials.delete_trust(run.trust_id,
+                                         self.service_session()):
+            write(run, trust_id='')
 
 
 def _rollback_text(error):

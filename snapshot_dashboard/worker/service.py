@@ -19,12 +19,17 @@ class Worker:
         self.stale_s = stale_s
 
     def once(self):
-        """Queue the due schedules' runs, then recover one stale run or
-        execute one queued run; False if there was nothing to do."""
+        """Queue the due schedules' runs, then recover one stale run, retry
+        one hold left unreleased, or execute one queued run; False if there
+        was nothing to do."""
         schedules.fire_due()
         stale = runs.claim_stale(self.name, self.stale_s)
         if stale is not None:
             self.executor.recover(stale)
+            return True
+        unreleased = runs.claim_unreleased(self.name, self.stale_s)
+        if unreleased is not None:
+            self.executor.release(unreleased)
             return True
         queued = runs.claim_queued(self.name)
         if queued is not None:

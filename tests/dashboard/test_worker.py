@@ -7,6 +7,7 @@ from unittest import mock
 from django.apps import apps as django_apps
 from django.db import OperationalError
 from django.test import TestCase
+from django.test import TransactionTestCase
 from django.utils import timezone
 from keystoneauth1 import exceptions as ks_exceptions
 
@@ -54,6 +55,26 @@ class ClaimTests(TestCase):
         second.refresh_from_db()
         self.assertEqual(second.state, models.QUEUED)
 
+    def test_the_database_keeps_one_run_per_server(self):
+        # Both runs were read as queued before either was claimed: the
+        # second claim collides on the server the first holds.
+        first, second = queued(), queued()
+        self.assertIsNotNone(runs.take('worker-a', first, hold=True,
+                                       state=models.RUNNING))
+        self.assertIsNone(runs.take('worker-b', second, hold=True,
+                                    state=models.RUNNING))
+        second.refresh_from_db()
+        self.assertEqual((second.state, second.worker, second.claim),
+                         (models.QUEUED, '', ''))
+
+    def test_staleness_is_the_databases_time_not_the_hosts(self):
+        queued()
+        runs.claim_queued('worker-a')
+        # A worker whose clock runs a day ahead recovers nothing.
+        ahead = timezone.now() + datetime.timedelta(days=1)
+        with mock.patch.object(timezone, 'now', return_value=ahead):
+            self.assertIsNone(runs.claim_stale('worker-b', stale_s=30))
+
     def test_only_a_run_whose_heartbeat_stopped_is_recovered(self):
         run = queued()
         runs.claim_queued('worker-a')
@@ -65,6 +86,56 @@ class ClaimTests(TestCase):
                          (run.pk, 'worker-b', models.RUNNING))
 
 
+class FencingTests(TestCase):
+    """A worker that lost its run (another recovered it) changes nothing."""
+
+    def lose(self):
+        run = queued(trust_id='trust-1')
+        mine = runs.claim_queued('worker-a')
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        theirs = runs.claim_stale('worker-b', stale_s=30)
+        return mine, theirs
+
+    def test_the_old_workers_records_are_refused(self):
+        mine, theirs = self.lose()
+        with self.assertRaises(errors.Superseded):
+            runs.Recorder(mine)(events.Event(events.PLAN, events.DONE,
+                                             drives=('/dev/vda',)))
+        theirs.refresh_from_db()
+        self.assertEqual(([], {}), (theirs.events, theirs.drives))
+
+    def test_the_old_worker_neither_ends_the_run_nor_deletes_its_trust(self):
+        mine, theirs = self.lose()
+        executor = runs.Executor('worker-a', None, lambda: None)
+        with mock.patch.object(runs.credentials, 'delete_trust') as delete, \
+                self.assertRaises(errors.Superseded):
+            executor._end(mine, models.FAILED, error='late')
+        delete.assert_not_called()
+        theirs.refresh_from_db()
+        self.assertEqual((models.RUNNING, 'trust-1', ''),
+                         (theirs.state, theirs.trust_id, theirs.error))
+
+    def test_the_old_workers_heartbeat_stops_and_its_waits_end(self):
+        mine, _ = self.lose()
+        beat = runs.Heartbeat(mine, interval_s=0)
+        beat.stopped = mock.Mock(wait=lambda timeout: False)
+        with mock.patch.object(runs.connection, 'close'):
+            beat._beat()
+        self.assertTrue(beat.lost.is_set())
+        with self.assertRaises(errors.Superseded):
+            runs.FencedClock(beat).sleep(60)
+
+    def test_a_superseded_execution_ends_nothing(self):
+        mine, theirs = self.lose()
+        executor = runs.Executor('worker-a', lambda trust: None, None)
+        with mock.patch.object(runs.run_module, 'create_snapshot_set',
+                               side_effect=errors.Superseded('lost')), \
+                mock.patch.object(runs.Executor, '_end') as end:
+            executor.execute(mine)
+        end.assert_not_called()
+
+
 class RecorderTests(TestCase):
     def test_every_step_drive_resource_and_window_is_recorded(self):
         run = queued()
@@ -72,6 +143,10 @@ class RecorderTests(TestCase):
         event = events.Event
         record(event(events.PLAN, events.DONE,
                      drives=('/dev/vda', '/dev/vdb')))
+        record(event(events.OPEN_WINDOW, events.STARTED,
+                     window={'kind': 'AgentFreezeWindow', 'lease': None}))
+        run.refresh_from_db()
+        self.assertEqual(run.window['kind'], 'AgentFreezeWindow')
         record(event(events.OPEN_WINDOW, events.DONE,
                      window={'kind': 'AgentFreezeWindow', 'lease': 'l1'}))
         record(event(events.RESOURCE, events.DONE,
@@ -88,7 +163,7 @@ class RecorderTests(TestCase):
         record(event(events.CLOSE_WINDOW, events.DONE, window_ms=300))
         run.refresh_from_db()
         self.assertIsNone(run.window)
-        self.assertEqual(5, len(run.events))
+        self.assertEqual(6, len(run.events))
         # The page shows each event in words; the fields stay typed.
         self.assertEqual(('/dev/vda, /dev/vdb', ['/dev/vda', '/dev/vdb']),
                          (run.events[0]['detail'], run.events[0]['drives']))
@@ -149,7 +224,7 @@ class BrokenScheduleTests(TestCase):
         executor = runs.Executor('worker-a', lambda trust: None, None)
         with mock.patch.object(runs.run_module, 'create_snapshot_set',
                                side_effect=error), \
-                mock.patch.object(runs.Executor, '_delete_trust') as delete:
+                mock.patch.object(runs.credentials, 'delete_trust') as delete:
             executor.execute(run)
         schedule.refresh_from_db()
         run.refresh_from_db()
@@ -182,7 +257,7 @@ class BrokenScheduleTests(TestCase):
 class HeartbeatTests(TestCase):
     def test_a_failed_beat_does_not_end_the_heartbeats(self):
         run = queued(worker='worker-a')
-        beat = runs.Heartbeat(run, 'worker-a', interval_s=0)
+        beat = runs.Heartbeat(run, interval_s=0)
         waits = iter([False, False, True])
         beat.stopped = mock.Mock(wait=lambda timeout: next(waits))
         tried = []
@@ -230,3 +305,101 @@ class HeartbeatTests(TestCase):
                     lambda *a, **k: seen.append('ending'))):
             executor.execute(run)
         self.assertEqual(['beating', 'pruning', 'ending', 'stopped'], seen)
+
+
+class RecoveryTests(TransactionTestCase):
+    """A run whose worker died, recovered by another, on the fake cloud
+    (without a test-wide transaction: the orchestration records from its
+    capture threads too)."""
+
+    def setUp(self):
+        from tests.unit import fakes
+        self.fakes = fakes
+        self.cloud = fakes.FakeCloud()
+        self.server = self.cloud.add_server(volumes=[('/dev/vdb', 1)])
+        self.executor = runs.Executor('worker-b', lambda trust: None,
+                                      lambda: None)
+        self.executor.clients = lambda run: self.cloud
+        self.executor.clock = fakes.FakeClock(self.cloud)
+
+    def dead_run(self, until):
+        """A run killed once ``until(event)`` said so."""
+        run = queued(server_id=self.server, trust_id='trust-1')
+        run = runs.claim_queued('worker-a')
+        recorder = runs.Recorder(run)
+
+        class Killed(BaseException):
+            pass
+
+        dead = []
+
+        def progress(event):
+            if dead:
+                return  # a dead process records nothing
+            recorder(event)
+            if until(event):
+                dead.append(event)
+                raise Killed
+        with self.assertRaises(Killed):
+            from snapshot_dashboard.orchestration import run as run_module
+            # Died: neither the window's close nor the rollback ran.
+            with mock.patch.object(run_module.Rollback, 'run'), \
+                    mock.patch.object(run_module.window_module
+                                      .NovaPauseWindow, 'close'):
+                run_module.create_snapshot_set(
+                    self.cloud, self.server, consistency='crash', wait=True,
+                    run_id=str(run.pk), progress=progress,
+                    clock=self.fakes.FakeClock(self.cloud))
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        return runs.claim_stale('worker-b', stale_s=30)
+
+    def recover(self, run):
+        clock = self.fakes.FakeClock(self.cloud)
+        with mock.patch.object(runs, 'FencedClock', lambda beat: clock), \
+                mock.patch.object(runs.credentials, 'delete_trust',
+                                  return_value=True):
+            self.executor.recover(run)
+        run.refresh_from_db()
+        return run
+
+    def test_a_set_packaged_before_the_worker_died_is_kept(self):
+        run = self.dead_run(lambda e: e.step == events.UPLOAD)
+        self.assertTrue(run.set_id)
+        run = self.recover(run)
+        self.assertEqual((models.SUCCEEDED, run.set_id), (run.state,
+                                                          run.set_id))
+        self.assertIn(run.set_id, self.cloud.images)
+        self.assertEqual(1, len(self.cloud.snapshots))
+        self.assertIsNone(run.holding_server)
+
+    def test_a_pause_begun_but_never_recorded_open_is_released(self):
+        # Killed inside the pause: only the intent was recorded.
+        run = self.dead_run(lambda e: e.step == events.OPEN_WINDOW
+                            and e.state == events.STARTED)
+        self.assertEqual(run.window, {'kind': 'NovaPauseWindow'})
+        self.cloud.nova.servers.pause(self.server)  # it landed
+        self.cloud.tick()
+        run = self.recover(run)
+        self.assertEqual('ACTIVE', self.cloud.server_status(self.server))
+        self.assertEqual((models.QUEUED, None), (run.state,
+                                                 run.holding_server))
+
+    def test_a_release_nova_refuses_is_kept_and_retried(self):
+        run = self.dead_run(lambda e: e.step == events.CAPTURE
+                            and e.state == events.DONE)
+        self.cloud.fail_at.add('nova.unpause')
+        run = self.recover(run)
+        # Ended, but still holding its server and its trust.
+        self.assertEqual((models.FAILED, self.server, 'trust-1'),
+                         (run.state, run.holding_server, run.trust_id))
+        self.assertEqual({}, self.cloud.snapshots)
+        self.assertIsNone(runs.claim_queued('worker-c'))
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        self.cloud.fail_at.clear()
+        again = runs.claim_unreleased('worker-c', stale_s=30)
+        self.executor.release(again)
+        self.assertEqual('ACTIVE', self.cloud.server_status(self.server))
+        again.refresh_from_db()
+        self.assertEqual((None, None), (again.holding_server, again.window))

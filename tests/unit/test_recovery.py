@@ -27,7 +27,7 @@ def test_a_nova_pause_left_open_is_undone():
     assert cloud.server_status(server) == 'PAUSED'
     done = recovery.close_window(cloud, server, {'kind': 'NovaPauseWindow'},
                                  clock=fakes.FakeClock(cloud))
-    assert done == 'unpaused'
+    assert done == (True, 'unpaused')
     assert cloud.server_status(server) == 'ACTIVE'
 
 
@@ -35,7 +35,8 @@ def test_a_server_not_paused_is_left_alone():
     cloud = fakes.FakeCloud()
     server = cloud.add_server()
     assert recovery.close_window(cloud, server,
-                                 {'kind': 'NovaPauseWindow'}) == 'not paused'
+                                 {'kind': 'NovaPauseWindow'}) == (
+                                     True, 'not paused')
     assert cloud.pause_calls == []
 
 
@@ -53,3 +54,19 @@ def test_only_what_the_run_made_is_deleted():
     assert failures == []
     assert set(cloud.snapshots) == {other_snapshot}
     assert set(cloud.images) == {other_image}
+
+
+def test_an_unpause_nova_refuses_is_left_to_be_retried():
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(volumes=[('/dev/vdb', 1)])
+    left_by_a_dead_run(cloud, server, 'run-dead')
+    cloud.fail_at.add('nova.unpause')
+    done, text = recovery.close_window(
+        cloud, server, {'kind': 'NovaPauseWindow'},
+        clock=fakes.FakeClock(cloud))
+    assert (done, cloud.server_status(server)) == (False, 'PAUSED')
+    assert 'unpause' in text
+    cloud.fail_at.clear()
+    assert recovery.close_window(cloud, server, {'kind': 'NovaPauseWindow'},
+                                 clock=fakes.FakeClock(cloud))[0]
+    assert cloud.server_status(server) == 'ACTIVE'
