@@ -197,3 +197,26 @@ class Schedule(models.Model):
             trust_id=self.trust_id)
         LOG.info('Schedule %s queued run %s', self.pk, run.pk)
         return run
+
+
+class ReapedResource(models.Model):
+    """A volume snapshot or image the reaper deleted: left by a run that
+    died (neither live nor part of a set), in any project. Shown to
+    admins (``GET /v1/reaped``), kept ``KEEP_DAYS``."""
+
+    KEEP_DAYS = 90
+
+    kind = models.CharField(max_length=32)  # events.Resource kinds
+    resource_id = models.CharField(max_length=64)
+    run_id = models.CharField(max_length=64, db_index=True)
+    project_id = models.CharField(max_length=64, db_index=True)
+    resource_created_at = models.CharField(max_length=64, blank=True)
+    reaped_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    outcome = models.TextField()  # 'deleted', or why it could not be
+
+    class Meta:
+        ordering = ('-reaped_at',)
+
+    def __str__(self):
+        return '%s %s of run %s: %s' % (self.kind, self.resource_id,
+                                        self.run_id, self.outcome)

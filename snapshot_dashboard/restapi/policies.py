@@ -48,6 +48,7 @@ SCHEDULE_LIST = PREFIX + 'schedule:list'
 SCHEDULE_UPDATE = PREFIX + 'schedule:update'
 SCHEDULE_DELETE = PREFIX + 'schedule:delete'
 SCHEDULE_RUN = PREFIX + 'schedule:run'
+REAPED_LIST = PREFIX + 'reaped:list'
 
 rules = [
     _rule('run:create', MEMBER, 'Take a snapshot set: queue a run, which '
@@ -75,6 +76,9 @@ rules = [
           'stay).', 'DELETE', '/v1/schedules/{schedule_id}'),
     _rule('schedule:run', MEMBER, 'Run a backup schedule now.', 'POST',
           '/v1/schedules/{schedule_id}/run'),
+    _rule('reaped:list', 'rule:admin', 'List what the reaper deleted, in '
+          'every project: volume snapshots and images left by runs that '
+          'died.', 'GET', '/v1/reaped'),
 ]
 
 

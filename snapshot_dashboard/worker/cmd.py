@@ -8,9 +8,11 @@ SIGTERM lets the run in hand finish, then exits.
 """
 
 import argparse
+import json
 import logging
 import os
 import signal
+import sys
 import threading
 
 
@@ -24,6 +26,16 @@ def main(argv=None):
     parser.add_argument('--stale', type=float, default=30.0,
                         help='seconds without a heartbeat before another '
                              'worker recovers a run')
+    parser.add_argument('--reap-interval', type=float, default=600.0,
+                        help='seconds between two passes of the reaper, '
+                             'which deletes what dead runs left (0: never)')
+    parser.add_argument('--grace-seconds', type=float, default=7200.0,
+                        help='age under which the reaper leaves a tagged '
+                             'volume snapshot or image alone (longer than '
+                             'a run can take)')
+    parser.add_argument('--reap-once', action='store_true',
+                        help='run the reaper once, print what it deleted '
+                             '(one JSON object per line) and exit')
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -35,9 +47,23 @@ def main(argv=None):
     # Models import only once Django is set up.
     from snapshot_dashboard.worker import service
 
+    if args.reap_once:
+        from snapshot_dashboard import credentials
+        from snapshot_dashboard.orchestration import clients
+
+        records = service.reap(clients.Clients(credentials.service_session()),
+                               args.grace_seconds)
+        for record in records:
+            print(json.dumps({
+                'kind': record.kind, 'id': record.resource_id,
+                'run_id': record.run_id, 'project_id': record.project_id,
+                'outcome': record.outcome}))
+        return 1 if any(r.outcome != 'deleted' for r in records) else 0
     worker = service.make_worker(poll_s=args.poll,
                                  heartbeat_s=args.heartbeat,
-                                 stale_s=args.stale)
+                                 stale_s=args.stale,
+                                 reap_interval_s=args.reap_interval,
+                                 reap_grace_s=args.grace_seconds)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
@@ -45,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,22 +1,77 @@
-"""The worker's loop: recover a stale run, else execute a queued one."""
+"""The worker's loop: recover a stale run, else execute a queued one; now
+and then, reap what dead runs left."""
 
 import logging
 import os
 import socket
+import time
+import uuid
 
 from snapshot_dashboard import credentials
+from snapshot_dashboard import models
+from snapshot_dashboard.orchestration import clients as clients_module
+from snapshot_dashboard.orchestration import reaper as reaper_module
 from snapshot_dashboard.worker import runs
 from snapshot_dashboard.worker import schedules
 
 LOG = logging.getLogger(__name__)
 
+REAP_INTERVAL_S = 600
+
+
+def is_live(run_id):
+    """Whether a durable run with this id may still make or hold
+    something (a CLI run has no row: it is live only within the grace)."""
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        return False
+    return models.SnapshotRun.objects.filter(pk=run_id).exclude(
+        state__in=models.ENDED, holding_server__isnull=True).exists()
+
+
+def reap(clients, grace_s=reaper_module.DEFAULT_GRACE_S, now=None):
+    """Delete what dead runs left in every project (``clients``: the
+    service user's) and record it for admins; returns the records."""
+    deleted, failures = reaper_module.reap(clients, is_live, grace_s, now)
+    records = [models.ReapedResource.objects.create(
+        kind=leftover.kind, resource_id=leftover.id,
+        run_id=leftover.run_id, project_id=leftover.project_id,
+        resource_created_at=leftover.created_at, outcome=outcome)
+        for leftover, outcome in deleted + failures]
+    models.ReapedResource.objects.filter(
+        reaped_at__lt=runs.ago(models.ReapedResource.KEEP_DAYS * 86400)
+    ).delete()
+    return records
+
 
 class Worker:
-    def __init__(self, executor, poll_s=1.0, stale_s=runs.STALE_S):
+    def __init__(self, executor, poll_s=1.0, stale_s=runs.STALE_S,
+                 reap_interval_s=REAP_INTERVAL_S,
+                 reap_grace_s=reaper_module.DEFAULT_GRACE_S):
         self.name = executor.worker
         self.executor = executor
         self.poll_s = poll_s
         self.stale_s = stale_s
+        self.reap_interval_s = reap_interval_s
+        self.reap_grace_s = reap_grace_s
+        self.reaped_at = None
+
+    def reap_if_due(self):
+        """Reap every ``reap_interval_s`` (0: never). Several workers may
+        reap at once: a resource deleted twice is simply gone."""
+        if not self.reap_interval_s:
+            return
+        now = time.monotonic()
+        if (self.reaped_at is not None
+                and now - self.reaped_at < self.reap_interval_s):
+            return
+        self.reaped_at = now
+        try:
+            reap(clients_module.Clients(self.executor.service_session()),
+                 self.reap_grace_s)
+        except Exception:
+            LOG.exception('Worker %s: the reaper failed', self.name)
 
     def once(self):
         """Queue the due schedules' runs, then recover one stale run, retry
@@ -40,6 +95,7 @@ class Worker:
     def serve(self, stopping):
         LOG.info('Worker %s started', self.name)
         while not stopping.is_set():
+            self.reap_if_due()
             try:
                 busy = self.once()
             except Exception:
@@ -55,9 +111,11 @@ def default_name():
 
 
 def make_worker(name=None, poll_s=1.0, heartbeat_s=runs.HEARTBEAT_S,
-                stale_s=runs.STALE_S):
+                stale_s=runs.STALE_S, reap_interval_s=REAP_INTERVAL_S,
+                reap_grace_s=reaper_module.DEFAULT_GRACE_S):
     executor = runs.Executor(
         name or default_name(), credentials.trust_session,
         credentials.service_session,
         agent_locator=credentials.agent_locator(), heartbeat_s=heartbeat_s)
-    return Worker(executor, poll_s=poll_s, stale_s=stale_s)
+    return Worker(executor, poll_s=poll_s, stale_s=stale_s,
+                  reap_interval_s=reap_interval_s, reap_grace_s=reap_grace_s)

@@ -403,3 +403,38 @@ class RecoveryTests(TransactionTestCase):
         self.assertEqual('ACTIVE', self.cloud.server_status(self.server))
         again.refresh_from_db()
         self.assertEqual((None, None), (again.holding_server, again.window))
+
+
+class ReaperTests(TestCase):
+    def test_a_run_is_live_until_it_ended_and_let_its_server_go(self):
+        from snapshot_dashboard.worker import service
+        run = queued()
+        self.assertTrue(service.is_live(str(run.pk)))
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            state=models.FAILED, holding_server='server-1')
+        self.assertTrue(service.is_live(str(run.pk)))  # a hold to release
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            holding_server=None)
+        self.assertFalse(service.is_live(str(run.pk)))
+        # A CLI run has no row; a crafted tag is no run.
+        self.assertFalse(service.is_live(
+            '7d0c1c7e-0000-4000-8000-000000000000'))
+        self.assertFalse(service.is_live('not-a-uuid'))
+
+    def test_what_is_reaped_is_recorded_for_admins(self):
+        from snapshot_dashboard.worker import service
+        from tests.unit import fakes
+        from tests.unit import test_reaper
+        cloud = fakes.FakeCloud()
+        server = cloud.add_server(volumes=[('/dev/vdb', 1)])
+        ended = queued(state=models.FAILED)
+        left = test_reaper.dead_run(cloud, server, str(ended.pk))
+        live = queued(server_id='server-2')
+        kept = test_reaper.dead_run(cloud, server, str(live.pk))
+        records = service.reap(cloud, now=test_reaper.A_DAY_LATER)
+        self.assertEqual(left, {r.resource_id for r in records})
+        self.assertEqual(
+            {(str(ended.pk), 'deleted')},
+            set(models.ReapedResource.objects.values_list('run_id',
+                                                          'outcome')))
+        self.assertTrue(kept <= set(cloud.snapshots) | set(cloud.images))

@@ -484,3 +484,23 @@ def test_runs_made_before_the_budget_existed_have_the_default(db):
         project_id='p', user_id='u', server_id='s', consistency='auto',
         created_at=timezone.now() - datetime.timedelta(days=1))
     assert run.budget_s == models.DEFAULT_BUDGET_S
+
+
+class ReapedTests(APITestCase):
+    def setUp(self):
+        super().setUp()
+        models.ReapedResource.objects.create(
+            kind='volume-snapshot', resource_id='s1', run_id='r1',
+            project_id=fakes.OTHER_PROJECT, outcome='deleted')
+
+    def test_an_admin_sees_what_the_reaper_deleted_in_every_project(self):
+        status, body, _ = self.call('GET', '/v1/reaped',
+                                    roles='reader,member,admin')
+        self.assertEqual(200, status, body)
+        self.assertEqual([('s1', 'r1', fakes.OTHER_PROJECT, 'deleted')],
+                         [(r['id'], r['run_id'], r['project_id'],
+                           r['outcome']) for r in body['reaped']])
+
+    def test_a_member_sees_nothing_of_it(self):
+        status, body, _ = self.call('GET', '/v1/reaped')
+        self.assertEqual(403, status, body)

@@ -289,7 +289,9 @@ class _Snapshots:
                 'id': snapshot_id, 'volume_id': volume_id, 'name': name,
                 'description': description, 'status': 'creating',
                 'size': volume['size'], 'metadata': dict(metadata or {}),
-                '_ticks': 0}
+                'created_at': '2026-11-25T00:00:00.000000',
+                'os-extended-snapshot-attributes:project_id':
+                    cloud.project_id, '_ticks': 0}
         # Made, but the answer never reaches the caller.
         cloud.check('cinder.snapshot_create_answer',
                     cinder_exceptions.ConnectionError('connection reset'))

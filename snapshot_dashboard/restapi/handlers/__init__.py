@@ -1,5 +1,6 @@
 """The routes of the REST API, ``{path: {METHOD: handler}}``."""
 
+from snapshot_dashboard.restapi.handlers import reaped
 from snapshot_dashboard.restapi.handlers import runs
 from snapshot_dashboard.restapi.handlers import schedules
 from snapshot_dashboard.restapi.handlers import sets
@@ -10,6 +11,7 @@ ROUTES = {
     '/v1/?': {'GET': versions.show_version},
     '/v1/runs': {'GET': runs.list_runs, 'POST': runs.create_run},
     '/v1/runs/{run_id}': {'GET': runs.show_run},
+    '/v1/reaped': {'GET': reaped.list_reaped},
     '/v1/sets': {'GET': sets.list_sets},
     '/v1/sets/{set_id}': {'GET': sets.show_set, 'DELETE': sets.delete_set},
     '/v1/schedules': {'GET': schedules.list_schedules,
