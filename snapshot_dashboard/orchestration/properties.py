@@ -26,3 +26,7 @@ SCHEDULE = 'snapshot_set_schedule'  # the backup schedule that made it
 
 # On an image a set holds besides its own (an ephemeral copy): the set's id.
 MEMBER_OF = 'snapshot_set_member_of'
+# On every volume snapshot and image of a set once the set is packaged:
+# the set's id. The reaper never deletes what carries it, even if the set's
+# image was deleted behind the set's back (through Glance).
+PACKAGED_IN = 'snapshot_set_packaged_in'

@@ -8,7 +8,9 @@ captures, a worker whose recovery could not finish). The reaper does, with
 the service credential (admin, all projects): a tagged resource is deleted
 when its run is not live (``is_live(run_id)``: the worker's database knows
 its durable runs; a CLI run is live only while it is younger than the
-grace), no set of its project names it, and it is older than the grace.
+grace), no set of its project names it, it was never marked as a packaged
+set's (``properties.PACKAGED_IN``; a set's own image never is deleted), and
+it is older than the grace.
 
 The grace must be longer than a run can take: the window, then the upload
 of its images (``run.UPLOAD_TIMEOUT_S``). Agent copies are not listed by any
@@ -91,15 +93,21 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
     snapshots = clients.cinder.volume_snapshots.list(
         detailed=True, search_opts={'all_tenants': 1})
     kept = _kept(images)
+    # A set's image, and whatever was marked as a packaged set's, is the
+    # user's: deleted only by deleting the set.
     found = [Leftover(events.IMAGE, i['id'], i[properties.RUN],
                       i.get('owner') or '', i.get('created_at') or '')
-             for i in images if i.get(properties.RUN)]
-    found += [Leftover(events.VOLUME_SNAPSHOT, s.id,
-                       s.metadata[properties.RUN],
-                       getattr(s, SNAPSHOT_PROJECT, '') or '',
-                       getattr(s, 'created_at', '') or '')
-              for s in snapshots
-              if (getattr(s, 'metadata', None) or {}).get(properties.RUN)]
+             for i in images if i.get(properties.RUN)
+             and not i.get(properties.SET_ID)
+             and not i.get(properties.PACKAGED_IN)]
+    for snapshot in snapshots:
+        metadata = getattr(snapshot, 'metadata', None) or {}
+        if metadata.get(properties.RUN) and not metadata.get(
+                properties.PACKAGED_IN):
+            found.append(Leftover(
+                events.VOLUME_SNAPSHOT, snapshot.id, metadata[properties.RUN],
+                getattr(snapshot, SNAPSHOT_PROJECT, '') or '',
+                getattr(snapshot, 'created_at', '') or ''))
     leftovers = []
     for leftover in found:
         age = _age_s(leftover.created_at, now)

@@ -23,6 +23,7 @@ from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import package
 from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import preflight
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window as window_module
 
@@ -153,6 +154,7 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         _report(progress, events.PACKAGE, events.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
                                 capturers, rollback)
+        _mark_packaged(clients, snapshot_set)
         _report(progress, events.PACKAGE, events.DONE, set_id=snapshot_set.id)
         if wait:
             _report(progress, events.UPLOAD, events.STARTED)
@@ -333,6 +335,25 @@ def _package(clients, plan, snapshot_set, captures, capturers, rollback):
     if any(d.image_id for d in snapshot_set.drives):
         return snapshot_set  # an ephemeral copy is still on its way
     return dataclasses.replace(snapshot_set, status=sets.AVAILABLE)
+
+
+def _mark_packaged(clients, snapshot_set):
+    """Mark the set's snapshots and other images as a packaged set's: the
+    reaper then leaves them alone for good. A mark that fails leaves them
+    protected only while the set's image names them."""
+    for drive in snapshot_set.drives:
+        try:
+            if drive.snapshot_id:
+                clients.cinder.volume_snapshots.set_metadata(
+                    drive.snapshot_id,
+                    {properties.PACKAGED_IN: snapshot_set.id})
+            if drive.image_id and drive.image_id != snapshot_set.id:
+                clients.glance.images.update(
+                    drive.image_id,
+                    **{properties.PACKAGED_IN: snapshot_set.id})
+        except Exception:
+            LOG.exception('Could not mark %s of set %s as packaged',
+                          drive.name, snapshot_set.id)
 
 
 def wait_until_usable(clients, snapshot_set, clock,

@@ -318,6 +318,13 @@ class _Snapshots:
     def list(self, detailed=True, search_opts=None):
         return [self.get(sid) for sid in list(self.cloud.snapshots)]
 
+    def set_metadata(self, snapshot_id, metadata):
+        snapshot = self.cloud.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise cinder_exceptions.NotFound(404, 'Snapshot not found')
+        snapshot['metadata'].update(metadata)
+        return Resource(metadata=dict(snapshot['metadata']))
+
 
 class _Limits:
     def __init__(self, cloud):

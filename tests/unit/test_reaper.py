@@ -90,3 +90,15 @@ def test_a_crafted_set_protects_no_leftover_and_stops_no_reaper():
             'owner': fakes.OTHER_PROJECT})
     deleted, _ = reaper.reap(cloud, never_live, now=A_DAY_LATER)
     assert {d.id for d, _ in deleted} == left
+
+
+def test_a_set_whose_image_was_deleted_through_glance_keeps_its_snapshots():
+    # The user's data: the reaper deletes only what no set ever held.
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(image_backed=False, volumes=VOLUMES)
+    snapshot_set = run.create_snapshot_set(
+        cloud, server, consistency='crash', wait=True,
+        clock=fakes.FakeClock(cloud))
+    del cloud.images[snapshot_set.id]
+    assert reaper.reap(cloud, never_live, now=A_DAY_LATER) == ([], [])
+    assert set(snapshot_set.snapshot_ids) == set(cloud.snapshots)
