@@ -30,6 +30,10 @@ PORTS = {'keystone': 5000, 'glance': 9292, 'placement': 8778,
          'snapshot-api': 9798}
 DATABASES = ['keystone', 'glance', 'placement', 'nova_api', 'nova',
              'nova_cell0', 'cinder']
+# The runs and schedules of snapshot sets (the REST API, the worker and the
+# demo's Horizon): a database of their own, with a user of their own.
+SNAPSHOT_DATABASE = 'snapshot_dashboard'
+SNAPSHOT_DB_USER = 'snapshot_dashboard'
 SERVICE_USERS = ['glance', 'placement', 'nova', 'cinder']
 # The plugin's own service user: trusts and the admin-only host lookup.
 PLUGIN_USER = 'snapshot-dashboard'
@@ -99,8 +103,8 @@ class MiniCloud:
 
     @property
     def secrets(self):
-        names = (['db', 'admin', 'demo', 'demo2', DEMO_READER, 'rabbit',
-                  'django', PLUGIN_USER] + SERVICE_USERS)
+        names = (['db', 'snapshot-db', 'admin', 'demo', 'demo2', DEMO_READER,
+                  'rabbit', 'django', PLUGIN_USER] + SERVICE_USERS)
         values = {}
         if os.path.exists(self.secrets_file):
             with open(self.secrets_file) as f:
@@ -232,10 +236,6 @@ class MiniCloud:
         migrations: the Django settings the mini-cloud writes."""
         return {'DJANGO_SETTINGS_MODULE': 'snapshot_dashboard_settings',
                 'PYTHONPATH': os.path.join(self.etc, 'snapshot-dashboard')}
-
-    @property
-    def snapshot_database(self):
-        return os.path.join(self.data, 'snapshot-dashboard.sqlite3')
 
     def pid_of(self, name):
         path = os.path.join(self.pids, name + '.pid')
@@ -511,13 +511,15 @@ class MiniCloud:
             'oslo_messaging_notifications': {'driver': 'noop'},
         })
 
-    def write_snapshot_settings(self):
-        """The Django settings of the REST API and its worker: their
-        database, the service user, the agent. Readable by root only: they
-        hold the service user's password."""
+    @property
+    def snapshot_settings_file(self):
+        return os.path.join(self.etc, 'snapshot-dashboard',
+                            'snapshot_dashboard_settings.py')
+
+    def snapshot_settings(self):
+        """The Django settings of the REST API and its worker, as the text
+        of their module: their database, the service user, the agent."""
         s = self.secrets
-        path = self._mkdir_file('snapshot-dashboard',
-                                'snapshot_dashboard_settings.py')
         service = self.auth_section(PLUGIN_USER)
         settings = {
             'SECRET_KEY': s['django'],
@@ -526,9 +528,18 @@ class MiniCloud:
             'USE_TZ': True,
             'TIME_ZONE': 'UTC',
             'DATABASES': {'default': {
-                'ENGINE': 'django.db.backends.sqlite3',
-                'NAME': self.snapshot_database,
-                'OPTIONS': {'timeout': 30}}},
+                'ENGINE': 'django.db.backends.mysql',
+                'NAME': SNAPSHOT_DATABASE, 'USER': SNAPSHOT_DB_USER,
+                'PASSWORD': s['snapshot-db'], 'HOST': '127.0.0.1',
+                'PORT': PORTS['mariadb'],
+                # Long-running processes keep a connection, checked before
+                # it is reused after a request or a worker's round.
+                'CONN_MAX_AGE': 600, 'CONN_HEALTH_CHECKS': True,
+                # Django's advice for MySQL; UTC so that the database's
+                # NOW() (heartbeats) reads as the UTC Django writes.
+                'OPTIONS': {'charset': 'utf8mb4',
+                            'isolation_level': 'read committed',
+                            'init_command': "SET time_zone = '+00:00'"}}},
             'SNAPSHOT_DASHBOARD_SERVICE_AUTH': {
                 key: service[key] for key in (
                     'auth_url', 'username', 'password', 'project_name',
@@ -537,13 +548,52 @@ class MiniCloud:
             # Schedules made in the demo may fire every minute.
             'SNAPSHOT_DASHBOARD_MIN_SCHEDULE_INTERVAL_S': 60,
         }
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                             0o600)
+        return ('# Written by tools/minicloud: the Django settings of '
+                'snapshot-dashboard-api\n# and its worker.\n' + ''.join(
+                    '%s = %r\n' % item for item in settings.items()))
+
+    def snapshot_settings_current(self):
+        try:
+            with open(self.snapshot_settings_file) as f:
+                return f.read() == self.snapshot_settings()
+        except OSError:
+            return False
+
+    def write_snapshot_settings(self):
+        """Readable by root only: they hold passwords."""
+        os.makedirs(os.path.dirname(self.snapshot_settings_file),
+                    exist_ok=True)
+        descriptor = os.open(self.snapshot_settings_file,
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, 'w') as f:
-            f.write('# Written by tools/minicloud: the Django settings of '
-                    'snapshot-dashboard-api\n# and its worker.\n')
-            for name, value in settings.items():
-                f.write('%s = %r\n' % (name, value))
+            f.write(self.snapshot_settings())
+
+    def create_snapshot_database(self):
+        """The database of the REST API and its worker, and their user, who
+        may also create and drop throwaway test databases
+        (``test_snapshot_dashboard*``). Every ``up``: a cloud from before
+        gets them, and the password follows the secrets file."""
+        user = "'%s'@'127.0.0.1'" % SNAPSHOT_DB_USER
+        self.mariadb_root(
+            'CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 '
+            'COLLATE utf8mb4_unicode_ci;' % SNAPSHOT_DATABASE
+            + "CREATE USER IF NOT EXISTS %s IDENTIFIED BY '%s';" % (
+                user, self.secrets['snapshot-db'])
+            + "ALTER USER %s IDENTIFIED BY '%s';" % (
+                user, self.secrets['snapshot-db'])
+            + 'GRANT ALL ON %s.* TO %s;' % (SNAPSHOT_DATABASE, user)
+            + 'GRANT ALL ON `test\\_%s%%`.* TO %s;' % (
+                SNAPSHOT_DATABASE.replace('_', '\\_'), user))
+
+    def mariadb_root(self, sql):
+        """Run ``sql`` as MariaDB's root through its socket, once it
+        answers; the SQL goes through standard input, so its passwords show
+        neither in ps nor in an error."""
+        command = ['mariadb', '--socket=%s' % os.path.join(
+            self.data, 'mariadb.sock'), '-uroot']
+        self.wait_for('MariaDB', lambda: self.run(
+            *command, '-e', 'SELECT 1') is not None)
+        self.run(*command, input=sql)
 
     def migrate_snapshot_database(self):
         self.run(self.bin('python'), '-m', 'django', 'migrate',
@@ -564,16 +614,12 @@ class MiniCloud:
                      '--user=root', '--auth-root-authentication-method=normal',
                      '--skip-test-db')
         self.start('mariadb')
-        sock = os.path.join(self.data, 'mariadb.sock')
-        self.wait_for('MariaDB', lambda: self.run(
-            'mariadb', '--socket=%s' % sock, '-uroot', '-e', 'SELECT 1')
-            is not None)
         sql = ''.join('CREATE DATABASE IF NOT EXISTS %s;' % d
                       for d in DATABASES)
         sql += ("CREATE USER IF NOT EXISTS 'openstack'@'127.0.0.1' "
                 "IDENTIFIED BY '%s';" % s['db'])
         sql += "GRANT ALL ON *.* TO 'openstack'@'127.0.0.1';"
-        self.run('mariadb', '--socket=%s' % sock, '-uroot', '-e', sql)
+        self.mariadb_root(sql)
 
         log('syncing databases')
         keystone = [self.bin('keystone-manage'), '--config-file',
@@ -719,7 +765,11 @@ class MiniCloud:
 
     def up(self):
         started = time.monotonic()
-        if self.running() and os.path.exists(self.initialized_marker):
+        # Settings from before a change (a cloud whose runs were in SQLite)
+        # are rewritten, and the API and worker restarted on them.
+        settings_current = self.snapshot_settings_current()
+        if (self.running() and os.path.exists(self.initialized_marker)
+                and settings_current):
             log('already running')
             print(self.clouds_yaml)
             return
@@ -745,7 +795,13 @@ class MiniCloud:
         # Every time: a state folder from before a user or service was
         # added gets it (each step finds what exists).
         self.register_identity()
+        self.create_snapshot_database()
         self.migrate_snapshot_database()
+        if not settings_current:
+            self.stop_pids(sorted(descendants([
+                pid for pid in map(self.pid_of, ('snapshot-api',
+                                                 'snapshot-worker'))
+                if pid])))
         for name in self.services():
             self.start(name)
         for service in ('glance', 'placement', 'nova-api', 'cinder-api',
