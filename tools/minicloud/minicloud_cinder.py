@@ -5,6 +5,10 @@ Nova attaches it to the guest as a real virtio disk through ``local``
 connection info. Snapshots and clones are sparse copies; a volume from an
 image is written with qemu-img. ``loop_snapshot_latency_s`` makes every
 snapshot take that much longer, so benchmarks can emulate slow storage.
+While a file ``fault-snapshot-error`` exists in ``loop_dir``, new
+snapshots of the volumes it lists (one id a line; empty: of every volume)
+fail after that latency, and Cinder sets them to ``error``: the fault
+trials of tools/faults switch it on and off, no restart needed.
 
 Cinder loads it with ``volume_driver = minicloud_cinder.LoopDriver`` and
 ``tools/minicloud`` on its PYTHONPATH. It is for the mini-cloud only.
@@ -14,6 +18,7 @@ import os
 import subprocess
 import time
 
+from cinder import exception
 from cinder.image import image_utils
 from cinder.volume import driver
 from oslo_config import cfg
@@ -28,6 +33,9 @@ loop_opts = [
     cfg.FloatOpt('loop_snapshot_latency_s', default=0.0,
                  help='Extra time every snapshot takes (slow storage).'),
 ]
+# In loop_dir: while it exists, snapshots of the volumes it lists (or of
+# every volume, if it lists none) end in error.
+SNAPSHOT_ERROR_SWITCH = 'fault-snapshot-error'
 cfg.CONF.register_opts(loop_opts, group='backend_defaults')
 
 
@@ -119,11 +127,26 @@ class LoopDriver(driver.VolumeDriver):
 
     def create_snapshot(self, snapshot):
         start = time.monotonic()
-        self._copy(self._path(snapshot.volume_name),
-                   self._path(snapshot.name), snapshot.volume_size)
+        failing = self._snapshot_fails(snapshot.volume_id)
+        if not failing:
+            self._copy(self._path(snapshot.volume_name),
+                       self._path(snapshot.name), snapshot.volume_size)
         latency = self.configuration.loop_snapshot_latency_s
         if latency:
             time.sleep(max(0.0, latency - (time.monotonic() - start)))
+        if failing:
+            raise exception.VolumeDriverException(
+                message='Snapshot %s failed: the fault switch %s is on.'
+                % (snapshot.id, SNAPSHOT_ERROR_SWITCH))
+
+    def _snapshot_fails(self, volume_id):
+        try:
+            with open(os.path.join(self.configuration.loop_dir,
+                                   SNAPSHOT_ERROR_SWITCH)) as f:
+                listed = f.read().split()
+        except FileNotFoundError:
+            return False
+        return not listed or volume_id in listed
 
     def delete_snapshot(self, snapshot):
         path = self._path(snapshot.name)
