@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: test unit lint demo clean
+.PHONY: test unit lint demo clean faults
 
 # Installs what the tests need (Debian packages, a virtualenv, the mini-cloud
 # with its guests) and runs every test: unit, packaging, lint, integration.
@@ -23,6 +23,13 @@ $(VENV)/.installed: requirements.txt test-requirements.txt setup.cfg tools/insta
 
 demo:
 	@tools/demo
+
+# 50 randomized fault trials on the mini-cloud (tools/faults/trials.py):
+# prints the table, exits 1 if a trial broke a promise. FAULTS_ARGS adds
+# options, e.g. FAULTS_ARGS='--seed 7'.
+faults: $(VENV)/.installed
+	tools/minicloud/minicloud up
+	$(PY) tools/faults/trials.py --trials 50 $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
