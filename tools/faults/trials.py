@@ -110,9 +110,10 @@ BUSY = re.compile(r'already held|409|is held|another run|in progress',
 BUSY_RETRIES = 20
 RUN_TIMEOUT_S = 300
 SET_USABLE_TIMEOUT_S = 120
-SETTLE_TIMEOUT_S = 60
+SETTLE_TIMEOUT_S = 30
 TRANSIENT_SNAPSHOT = {'creating', 'deleting'}
-TRANSIENT_IMAGE = {'queued', 'saving', 'importing', 'uploading'}
+# Not 'queued': an image whose upload never began stays queued for good.
+TRANSIENT_IMAGE = {'saving', 'importing', 'uploading'}
 
 
 def _load(name, path):
@@ -680,7 +681,8 @@ class Harness:
             trial.stray = 'the run succeeded, yet no set is tagged with it'
         members = set()
         for set_image in found_sets:
-            members |= self.check_set(trial, set_image[1])
+            members |= self.check_set(trial, set_image[1],
+                                      trial.run_state != 'failed')
         if trial.run_state == 'failed' and members:
             trial.stray = 'the run failed (%s), yet it left set %s' % (
                 trial.run_error, ', '.join(s[1] for s in found_sets))
@@ -692,6 +694,10 @@ class Harness:
             result = self.reap(self.args.reap_grace)
             trial.reaped = [line for line in result.stdout.splitlines()
                             if any(r in line for r in trial.run_ids)]
+            trial.notes.append('the reaper (grace %d s) deleted %d of the '
+                               "trial's %d leftovers" % (
+                                   self.args.reap_grace, len(trial.reaped),
+                                   len(leftovers)))
             if result.returncode:
                 trial.notes.append('reaper exit %d: %s' % (
                     result.returncode, result.stderr.strip()[-300:]))
@@ -741,9 +747,10 @@ class Harness:
                 for kind, resource_id, status, _, _ in items
                 if resource_id not in members]
 
-    def check_set(self, trial, set_id):
+    def check_set(self, trial, set_id, may_be_uploading):
         """The set's resources; its problems recorded on the trial."""
-        deadline = time.monotonic() + SET_USABLE_TIMEOUT_S
+        deadline = time.monotonic() + (SET_USABLE_TIMEOUT_S
+                                       if may_be_uploading else 0)
         while True:
             snapshot_set = sets.get_set(self.demo, set_id)
             if snapshot_set.status != sets.CREATING or \
@@ -910,7 +917,13 @@ def main(argv=None):
     if not harness.reap:
         log('the worker has no --reap-once: leftovers are reported as found')
     trials = []
+    # SIGUSR1: finish the trial in hand, then print what was seen so far.
+    enough = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda signum, frame: enough.set())
     for number in range(1, args.trials + 1):
+        if enough.is_set():
+            log('stopping after %d trials (SIGUSR1)' % len(trials))
+            break
         trial = harness.choose(number, rng)
         for attempt in range(3):
             log('trial %s, attempt %d' % (trial.describe(), attempt + 1))
