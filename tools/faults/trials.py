@@ -491,7 +491,7 @@ class Harness:
         if started_services:
             trial.notes.append('had to start %s' % ', '.join(
                 started_services))
-        self.judge(trial, server, before_runs, before_captures, started)
+        self.judge(trial, server, before_runs, before_captures)
         trial.seconds = time.monotonic() - started
 
     def switch(self, volume_ids):
@@ -659,7 +659,7 @@ class Harness:
 
     # -- judging --------------------------------------------------------------
 
-    def judge(self, trial, server, before_runs, before_captures, started):
+    def judge(self, trial, server, before_runs, before_captures):
         tagged = self.settle(trial, server, before_runs)
         if trial.mode == 'in-process':
             known = set()
@@ -688,9 +688,14 @@ class Harness:
                 trial.run_error, ', '.join(s[1] for s in found_sets))
         leftovers = self.leftovers(mine, members)
         if leftovers and self.reap:
-            wait_s = self.args.reap_grace + 2 - (time.monotonic() - started)
-            if wait_s > 0:
-                time.sleep(wait_s)
+            # Past the grace of the newest leftover, by the cloud's clock.
+            newest = max((parse_time(item[3]) for items in mine.values()
+                          for item in items), default=None)
+            if newest is not None:
+                wait_s = self.args.reap_grace + 2 - (
+                    utcnow() - newest).total_seconds()
+                if wait_s > 0:
+                    time.sleep(wait_s)
             result = self.reap(self.args.reap_grace)
             trial.reaped = [line for line in result.stdout.splitlines()
                             if any(r in line for r in trial.run_ids)]
