@@ -8,9 +8,11 @@ captures, a worker whose recovery could not finish). The reaper does, with
 the service credential (admin, all projects): a tagged resource is deleted
 when its run is not live (``is_live(run_id)``: the worker's database knows
 its durable runs; a CLI run is live only while it is younger than the
-grace), no set of its project names it, it was never marked as a packaged
-set's (``properties.PACKAGED_IN``; a set's own image never is deleted), and
-it is older than the grace.
+grace), no usable set of its project names it, it was never marked as a
+made set's (``properties.PACKAGED_IN``, once the set is usable; a usable
+set's own image is never deleted), and it is older than the grace. A set
+whose image never became usable (its upload failed and its run died, or
+could not remove it) is a leftover like the rest.
 
 The grace must be longer than a run can take: the window, then the upload
 of its images (``run.UPLOAD_TIMEOUT_S``). Agent copies are not listed by any
@@ -73,8 +75,8 @@ def _kept(images):
             LOG.warning('Image %s looks like a set but cannot be read; '
                         'it protects nothing', image.get('id'))
             continue
-        if snapshot_set is None:
-            continue
+        if snapshot_set is None or image.get('status') != 'active':
+            continue  # a set never uploaded protects nothing
         owner = image.get('owner')
         kept.add((owner, snapshot_set.id))
         for drive in snapshot_set.drives:
@@ -93,12 +95,14 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
     snapshots = clients.cinder.volume_snapshots.list(
         detailed=True, search_opts={'all_tenants': 1})
     kept = _kept(images)
-    # A set's image, and whatever was marked as a packaged set's, is the
-    # user's: deleted only by deleting the set.
+    # A usable set's image, and whatever was marked as a made set's, is the
+    # user's: deleted only by deleting the set. A set image that never
+    # became usable (its run died or failed to remove it) is a leftover.
     found = [Leftover(events.IMAGE, i['id'], i[properties.RUN],
                       i.get('owner') or '', i.get('created_at') or '')
              for i in images if i.get(properties.RUN)
-             and not i.get(properties.SET_ID)
+             and not (i.get(properties.SET_ID) and i.get('status')
+                      == 'active')
              and not i.get(properties.PACKAGED_IN)]
     for snapshot in snapshots:
         metadata = getattr(snapshot, 'metadata', None) or {}

@@ -40,15 +40,23 @@ class Rollback:
 
     An undo is registered *before* the call that creates what it undoes,
     so a create whose response is lost is undone too (the undo then finds
-    what was made by its tags). ``on_add(resource)`` hears of every
-    resource created (``created``), for a durable record of the run.
+    what was made by its tags). An undo that fails (a service restarting)
+    is tried again after each of ``retry_s`` seconds; what still fails is
+    kept in ``failures`` (the reaper removes it later). ``on_add(resource)``
+    hears of every resource created (``created``), for a durable record of
+    the run.
     """
 
-    def __init__(self, on_add=None):
+    RETRY_S = (1, 2, 4, 8, 15)
+
+    def __init__(self, on_add=None, clock=window_module.Clock,
+                 retry_s=RETRY_S):
         self._undos = []
         self._lock = threading.Lock()
         self.failures = []
         self.on_add = on_add
+        self.clock = clock
+        self.retry_s = retry_s
 
     def add(self, resource, undo, *args):
         """Register the undo of ``resource``, an ``events.Resource`` (its id
@@ -61,13 +69,24 @@ class Rollback:
             self.on_add(resource)
 
     def run(self):
-        while self._undos:
-            resource, undo, args = self._undos.pop()
-            try:
-                undo(*args)
-            except Exception as e:
-                LOG.exception('Rollback could not remove %s', resource)
-                self.failures.append('%s: %s' % (resource, e))
+        with self._lock:
+            pending, self._undos = self._undos[::-1], []
+        for wait_s in (0,) + tuple(self.retry_s):
+            if not pending:
+                break
+            if wait_s:
+                self.clock.sleep(wait_s)
+            failed = []
+            for resource, undo, args in pending:
+                try:
+                    undo(*args)
+                except Exception as e:
+                    LOG.warning('Rollback could not remove %s: %s',
+                                resource, e)
+                    failed.append((resource, undo, args, e))
+            pending = [f[:3] for f in failed]
+        self.failures = ['%s: %s' % (resource, e)
+                         for resource, _, _, e in (failed if pending else [])]
 
 
 def _report(progress, step, state, required=False, **fields):
@@ -141,7 +160,8 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
             message=window.description)
 
     rollback = Rollback(on_add=lambda resource: _report(
-        progress, events.RESOURCE, events.DONE, resource=resource))
+        progress, events.RESOURCE, events.DONE, resource=resource),
+        clock=clock)
     try:
         captures, window_ms = _capture(plan, window, capturers, rollback,
                                        budget_s, context, progress)
@@ -154,7 +174,6 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         _report(progress, events.PACKAGE, events.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
                                 capturers, rollback)
-        _mark_packaged(clients, snapshot_set)
         _report(progress, events.PACKAGE, events.DONE, set_id=snapshot_set.id)
         if wait:
             _report(progress, events.UPLOAD, events.STARTED)
@@ -162,6 +181,8 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
                 clients, snapshot_set, clock,
                 upload_error=lambda: _upload_error(capturers))
             _report(progress, events.UPLOAD, events.DONE)
+        # Once usable (or, not waiting, once written): the set's, for good.
+        _mark_packaged(clients, snapshot_set)
     except errors.Superseded:
         LOG.warning('Run %s of %s was taken over by another process; '
                     'leaving what it made to it', context.run_id, server_id)
@@ -338,9 +359,10 @@ def _package(clients, plan, snapshot_set, captures, capturers, rollback):
 
 
 def _mark_packaged(clients, snapshot_set):
-    """Mark the set's snapshots and other images as a packaged set's: the
-    reaper then leaves them alone for good. A mark that fails leaves them
-    protected only while the set's image names them."""
+    """Mark the set's snapshots and other images as a made set's: the
+    reaper then leaves them alone for good, even if the set's image is
+    deleted through Glance. A mark that fails leaves them protected only
+    while the set's image names them."""
     for drive in snapshot_set.drives:
         try:
             if drive.snapshot_id:

@@ -70,23 +70,26 @@ def claim(worker, queryset, hold=False, **changes):
     With ``hold`` the run also takes its server."""
     with transaction.atomic():
         for run in _candidates(queryset.order_by('created_at'))[:10]:
-            taken = take(worker, run, hold=hold, **changes)
+            taken = take(worker, run, hold=hold, queryset=queryset,
+                         **changes)
             if taken is not None:
                 return taken
     return None
 
 
-def take(worker, run, hold=False, **changes):
+def take(worker, run, hold=False, queryset=None, **changes):
     """Compare and set: ``run`` as it was read becomes ``worker``'s under a
-    new claim, unless another worker changed it since (or, with ``hold``,
-    another run holds its server)."""
+    new claim, unless another worker changed it since, or it no longer
+    matches ``queryset`` (the UPDATE checks again, say, that it is still
+    stale), or, with ``hold``, another run holds its server."""
     if hold:
         changes['holding_server'] = run.server_id
+    if queryset is None:
+        queryset = models.SnapshotRun.objects.all()
     try:
         with transaction.atomic():  # a savepoint inside claim()'s
-            taken = models.SnapshotRun.objects.filter(
-                pk=run.pk, state=run.state, claim=run.claim,
-                heartbeat_at=run.heartbeat_at).update(
+            taken = queryset.filter(
+                pk=run.pk, state=run.state, claim=run.claim).update(
                     worker=worker, claim=str(uuid.uuid4()),
                     heartbeat_at=functions.Now(), **changes)
     except IntegrityError:
@@ -275,7 +278,7 @@ class Executor:
             self._broken(run, 'The server is gone (%s).' % run.server_id)
             self._end(run, models.FAILED, error=str(e))
         except errors.SnapshotSetError as e:
-            self._end(run, models.FAILED, error=str(e),
+            self._end(run, models.FAILED, error=_failed(str(e), e),
                       cleanup=_rollback_text(e))
         except ks_exceptions.Unauthorized:
             self._broken(run, 'The permission given to this schedule (its '
@@ -286,9 +289,9 @@ class Executor:
                 'or was revoked; take it again.'))
         except Exception as e:
             LOG.exception('Run %s failed', run.pk)
-            self._end(run, models.FAILED, error=(
+            self._end(run, models.FAILED, error=_failed(
                 'The snapshot set could not be taken: %s. Nothing was kept.'
-                % e), cleanup=_rollback_text(e))
+                % e, e), cleanup=_rollback_text(e))
         else:
             self._succeed(run, snapshot_set)
 
@@ -436,10 +439,11 @@ class Executor:
             write(run, heartbeat_at=functions.Now())
             return run
         run.window = None
-        write(run, window=None, holding_server=None,
-              cleanup='; '.join(t for t in (run.cleanup,
-                                            'hold released: %s' % text) if t))
-        self._end_trust(run)
+        fields = {'window': None, 'holding_server': None, 'cleanup': '; '.join(
+            t for t in (run.cleanup, 'hold released: %s' % text) if t)}
+        if self._end_trust(run):
+            fields['trust_id'] = ''
+        write(run, **fields)
         run.refresh_from_db()
         return run
 
@@ -454,19 +458,30 @@ class Executor:
         # What a recovery did before this attempt stays on record.
         fields['cleanup'] = '; '.join(
             text for text in (run.cleanup, fields.get('cleanup')) if text)
+        if not pending and self._end_trust(run):
+            fields['trust_id'] = ''
         write(run, **fields)
-        if not pending:
-            self._end_trust(run)
         run.refresh_from_db()
         LOG.info('Run %s %s%s', run.pk, state,
                  ': %s' % run.error if run.error else '')
 
     def _end_trust(self, run):
-        """A run's own trust ends with it; a schedule's lives on."""
-        if run.schedule_id is None and run.trust_id and \
-                credentials.delete_trust(run.trust_id,
-                                         self.service_session()):
-            write(run, trust_id='')
+        """A run's own trust ends with it; a schedule's lives on. Deleted
+        only while the run is still this worker's (the new owner of a run
+        taken over acts through it); True once it is gone."""
+        if run.schedule_id is not None or not run.trust_id:
+            return False
+        write(run, heartbeat_at=functions.Now())  # still ours?
+        return credentials.delete_trust(run.trust_id, self.service_session())
+
+
+def _failed(text, error):
+    """The error of a failed run in the user's words, not claiming that
+    nothing was kept when the rollback could not remove everything."""
+    if getattr(error, 'rollback_failures', None):
+        text += (' Some of what it made could not be removed yet (see '
+                 'the cleanup); it is removed later, automatically.')
+    return text
 
 
 def _rollback_text(error):

@@ -2,10 +2,12 @@
 
 import datetime
 import importlib
+import time
 from unittest import mock
 
 from django.apps import apps as django_apps
 from django.db import OperationalError
+from django.db import connection
 from django.test import TestCase
 from django.test import TransactionTestCase
 from django.utils import timezone
@@ -66,6 +68,15 @@ class ClaimTests(TestCase):
         second.refresh_from_db()
         self.assertEqual((second.state, second.worker, second.claim),
                          (models.QUEUED, '', ''))
+
+    def test_a_run_that_beat_with_the_databases_clock_is_recovered(self):
+        # SQLite's NOW() keeps milliseconds: the claim must not compare the
+        # heartbeat it read (microseconds) for equality.
+        run = queued()
+        runs.claim_queued('worker-a')
+        time.sleep(0.05)
+        taken = runs.claim_stale('worker-b', stale_s=0.01)
+        self.assertEqual((run.pk, 'worker-b'), (taken.pk, taken.worker))
 
     def test_staleness_is_the_databases_time_not_the_hosts(self):
         queued()
@@ -186,7 +197,7 @@ class LegacyResourcesMigrationTests(TestCase):
         run = queued(resources=['delete volume snapshot s1',
                                 'remove capture c1', 'delete image i1',
                                 {'kind': 'image', 'id': 'i2'}])
-        migration.forwards(django_apps, None)
+        migration.forwards(django_apps, mock.Mock(connection=connection))
         run.refresh_from_db()
         self.assertEqual(
             [('volume-snapshot', 's1'), ('agent-copy', 'c1'),
@@ -246,6 +257,14 @@ class BrokenScheduleTests(TestCase):
             ks_exceptions.Unauthorized('trust not found'))
         self.assertIn('trust', schedule.broken_reason)
         self.assertIn('expired or was revoked', run.error)
+
+    def test_a_failure_whose_rollback_failed_does_not_say_nothing_was_kept(
+            self):
+        error = errors.CaptureFailed('Glance went away; nothing was kept.')
+        error.rollback_failures = ['image i1: connection refused']
+        _, run, _ = self.execute_failing_with(error)
+        self.assertIn('could not be removed yet', run.error)
+        self.assertIn('image i1: connection refused', run.cleanup)
 
     def test_any_other_failure_leaves_the_schedule_running(self):
         schedule, run, _ = self.execute_failing_with(

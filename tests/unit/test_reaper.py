@@ -102,3 +102,19 @@ def test_a_set_whose_image_was_deleted_through_glance_keeps_its_snapshots():
     del cloud.images[snapshot_set.id]
     assert reaper.reap(cloud, never_live, now=A_DAY_LATER) == ([], [])
     assert set(snapshot_set.snapshot_ids) == set(cloud.snapshots)
+
+
+def test_a_set_that_never_became_usable_is_a_leftover():
+    # Glance went away during the upload and the rollback could not remove
+    # the set: its image stays queued, and names its snapshot.
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(image_backed=False, volumes=VOLUMES)
+    snapshot_set = run.create_snapshot_set(
+        cloud, server, consistency='crash', clock=fakes.FakeClock(cloud))
+    cloud.images[snapshot_set.id]['status'] = 'queued'
+    for snapshot in cloud.snapshots.values():
+        snapshot['metadata'].pop(properties.PACKAGED_IN, None)
+    deleted, _ = reaper.reap(cloud, never_live, now=A_DAY_LATER)
+    assert {d.id for d, _ in deleted} == (
+        {snapshot_set.id} | set(snapshot_set.snapshot_ids))
+    assert everything(cloud) == set()

@@ -472,3 +472,34 @@ def test_a_superseded_run_stops_and_leaves_everything_to_the_new_owner(
     assert len(cloud.snapshots) == 2
     assert [c for c, _ in cloud.pause_calls] == ['pause']
     assert cloud.server_status(server) == 'PAUSED'
+
+
+def test_an_undo_that_fails_while_a_service_restarts_is_tried_again(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    cloud.fail_at.update({'glance.update', 'cinder.snapshot_delete'})
+    # Cinder refuses both deletes twice, then answers again.
+    failing_check, deletes = cloud.check, []
+
+    def check(point, exception):
+        if point == 'cinder.snapshot_delete':
+            deletes.append(point)
+            if len(deletes) > 4:
+                return
+        failing_check(point, exception)
+    cloud.check = check
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - any failure
+        take(cloud, server, consistency='crash', wait=True)
+    assert raised.value.rollback_failures == []
+    assert len(deletes) == 6
+    for _ in range(5):
+        cloud.tick()
+    assert resources(cloud) == (set(), set())
+
+
+def test_an_undo_that_keeps_failing_is_reported(cloud):
+    server = cloud.add_server(volumes=VOLUMES)
+    cloud.fail_at.update({'glance.update', 'cinder.snapshot_delete'})
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - any failure
+        take(cloud, server, consistency='crash', wait=True)
+    assert len(raised.value.rollback_failures) == 2
+    assert all('busy' in f for f in raised.value.rollback_failures)
