@@ -60,16 +60,19 @@ def ago(seconds):
 
 
 def _candidates(queryset):
+    """The rows to try: the first one no other worker has locked, where
+    the database can skip locked rows (it locks only that one); else the
+    first ten, each then tried with a compare-and-set."""
     if connection.features.has_select_for_update_skip_locked:
-        return queryset.select_for_update(skip_locked=True)
-    return queryset
+        return queryset.select_for_update(skip_locked=True)[:1]
+    return queryset[:10]
 
 
 def claim(worker, queryset, hold=False, **changes):
     """Take one run of ``queryset`` for ``worker``; None if none is free.
     With ``hold`` the run also takes its server."""
     with transaction.atomic():
-        for run in _candidates(queryset.order_by('created_at'))[:10]:
+        for run in _candidates(queryset.order_by('created_at')):
             taken = take(worker, run, hold=hold, queryset=queryset,
                          **changes)
             if taken is not None:
