@@ -23,11 +23,12 @@ def _typed(resource):
 
 
 def forwards(apps, schema_editor):
-    runs = apps.get_model('snapshot_dashboard', 'SnapshotRun')
-    for run in runs.objects.only('pk', 'resources').iterator():
+    runs = apps.get_model('snapshot_dashboard', 'SnapshotRun').objects.using(
+        schema_editor.connection.alias)
+    for run in runs.only('pk', 'resources').iterator():
         typed = [_typed(r) for r in run.resources]
         if typed != run.resources:
-            runs.objects.filter(pk=run.pk).update(resources=typed)
+            runs.filter(pk=run.pk).update(resources=typed)
 
 
 class Migration(migrations.Migration):

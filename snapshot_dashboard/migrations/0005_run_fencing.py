@@ -7,13 +7,13 @@ from django.db import models
 def forwards(apps, schema_editor):
     """A run already running holds its server (the first one, should an
     older worker have started two)."""
-    runs = apps.get_model('snapshot_dashboard', 'SnapshotRun')
+    runs = apps.get_model('snapshot_dashboard', 'SnapshotRun').objects.using(
+        schema_editor.connection.alias)
     held = set()
-    for run in runs.objects.filter(state='running').order_by('started_at'):
+    for run in runs.filter(state='running').order_by('started_at'):
         if run.server_id not in held:
             held.add(run.server_id)
-            runs.objects.filter(pk=run.pk).update(
-                holding_server=run.server_id)
+            runs.filter(pk=run.pk).update(holding_server=run.server_id)
 
 
 class Migration(migrations.Migration):

@@ -7,6 +7,8 @@ import socket
 import time
 import uuid
 
+from django import db
+
 from snapshot_dashboard import credentials
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import clients as clients_module
@@ -95,6 +97,9 @@ class Worker:
     def serve(self, stopping):
         LOG.info('Worker %s started', self.name)
         while not stopping.is_set():
+            # As Django does around a request: a connection past
+            # CONN_MAX_AGE, or broken (a database restarted), is replaced.
+            db.close_old_connections()
             self.reap_if_due()
             try:
                 busy = self.once()
