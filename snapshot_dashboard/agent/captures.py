@@ -20,6 +20,8 @@ from xml.etree import ElementTree
 
 import libvirt
 
+from snapshot_dashboard.agent import guests
+
 LOG = logging.getLogger(__name__)
 
 COPYING = 'copying'
@@ -65,6 +67,9 @@ class Capture:
     exports: dict = dataclasses.field(default_factory=dict)
     ended_at: float | None = None
     upload: object = None  # upload(image_id, file), given by the export
+    # The owner project of the server when the capture was made (Nova's
+    # metadata): who may show, export or delete it, without asking libvirt.
+    project: str | None = None
 
     def to_dict(self):
         return {'id': self.id, 'server': self.server, 'state': self.state,
@@ -102,7 +107,7 @@ def disk_targets(domain_xml):
 class Captures:
     """The captures of this agent; one backup job per server at a time."""
 
-    def __init__(self, capture_dir, keep_s=3600, clock=time.monotonic):
+    def __init__(self, capture_dir, keep_s=600, clock=time.monotonic):
         self.capture_dir = capture_dir
         self.keep_s = keep_s
         self.clock = clock
@@ -141,7 +146,7 @@ class Captures:
                 drives=[dict(drives[d], source=drives[d]['file'],
                              file=os.path.join(folder, d + '.' + FORMAT),
                              format=FORMAT) for d in devices],
-                lease=None, began_ms=0.0)
+                lease=None, began_ms=0.0, project=guest.owner_project())
             self._captures[capture_id] = capture
         backup = backup_xml(disk_targets(xml), set(devices), folder)
         started = time.monotonic()
@@ -154,7 +159,7 @@ class Captures:
         capture.began_ms = (time.monotonic() - started) * 1000
         LOG.info('Capture %s of server %s (%s) began in %.1f ms', capture.id,
                  guest.uuid, ', '.join(devices), capture.began_ms)
-        threading.Thread(target=self._follow, args=(capture, guest.domain),
+        threading.Thread(target=self._follow, args=(capture, guest),
                          daemon=True, name='capture-%s' % capture.id).start()
         return capture
 
@@ -185,7 +190,8 @@ class Captures:
         return capture
 
     def delete(self, capture, hypervisor):
-        """Abort the copy if it still runs and remove the files."""
+        """Abort the copy if it still runs and remove the files. The files
+        are the agent's own: they go even when libvirt cannot be reached."""
         copying = capture.state == COPYING
         capture.state = DELETED  # the follower stops at its next look
         if copying:
@@ -206,13 +212,14 @@ class Captures:
                 if old.ended_at and self.clock() - old.ended_at > self.keep_s:
                     del self._captures[old_id]
 
-    def _follow(self, capture, domain):
+    def _follow(self, capture, guest):
         """Wait for the copy, then for an export (or ``keep_s``), upload,
         remove the copies."""
+        job = _Job(capture.server, guest)
         for drive in capture.drives:
-            drive['virtual_size'] = _virtual_size(domain, drive)
+            drive['virtual_size'] = _virtual_size(guest.domain, drive)
         try:
-            self._wait_for_copy(capture, domain)
+            self._wait_for_copy(capture, job)
         except Exception as e:
             LOG.exception('Capture %s failed', capture.id)
             self._end(capture, FAILED, str(e))
@@ -249,11 +256,11 @@ class Captures:
         self._end(capture, FAILED if failed else EXPORTED,
                   'could not upload %s' % failed if failed else None)
 
-    def _wait_for_copy(self, capture, domain):
+    def _wait_for_copy(self, capture, job):
         while True:
             if capture.state == DELETED:
                 raise CaptureError('deleted while copying')
-            stats = domain.jobStats()
+            stats = job.stats()
             if (stats.get('operation') == BACKUP and stats.get(
                     'type', libvirt.VIR_DOMAIN_JOB_NONE)
                     != libvirt.VIR_DOMAIN_JOB_NONE):
@@ -264,10 +271,15 @@ class Captures:
                 time.sleep(POLL_S)
                 continue
             break
-        done = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        done = job.stats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
         if (done.get('operation') == BACKUP
                 and done.get('type') != JOB_COMPLETED):
             raise CaptureError(done.get('errmsg') or 'the copy failed')
+        if job.reconnected and done.get('operation') != BACKUP:
+            # A libvirtd that restarted may not know how the copy ended:
+            # files that exist could be partial.
+            raise CaptureError('the end of the copy was not seen (libvirtd '
+                               'restarted)')
         missing = [d['device'] for d in capture.drives
                    if not os.path.exists(d['file'])]
         if missing:
@@ -300,11 +312,43 @@ class Captures:
         os.makedirs(self.capture_dir, mode=0o700, exist_ok=True)
 
 
+class _Job:
+    """The backup job of a server, followed through its domain; a libvirt
+    connection lost under it (libvirtd restarted: the job goes on in QEMU
+    and libvirtd takes it back) is replaced by looking the guest up again
+    (``Hypervisor.guest`` waits for libvirtd a bounded time)."""
+
+    def __init__(self, server, guest):
+        self.server = server
+        self.domain = guest.domain
+        self.hypervisor = getattr(guest, 'hypervisor', None)
+        self.reconnected = False
+
+    def stats(self, flags=0):
+        try:
+            return self.domain.jobStats(flags)
+        except libvirt.libvirtError as e:
+            if self.hypervisor is None:
+                raise
+            LOG.warning('Following the copy of server %s: %s; looking it '
+                        'up again', self.server, e)
+        self.domain = self.hypervisor.guest(self.server).domain
+        self.reconnected = True
+        return self.domain.jobStats(flags)
+
+
 def _abort_job(hypervisor, server):
     try:
         hypervisor.guest(server).domain.abortJob()
     except libvirt.libvirtError as e:
         LOG.info('No copy to abort on server %s: %s', server, e)
+    except guests.GuestNotFound:
+        LOG.info('Server %s is gone: no copy to abort', server)
+    except guests.GuestError as e:
+        # The copy's files are removed all the same; a job left running
+        # writes into removed files until it ends, or until the next start
+        # of the agent aborts it (forget_leftovers).
+        LOG.warning('Could not abort the copy of server %s: %s', server, e)
 
 
 def _virtual_size(domain, drive):

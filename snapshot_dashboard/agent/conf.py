@@ -27,9 +27,12 @@ agent_opts = [
                help='Where copies of local drives are kept until they are '
                     'uploaded to Glance. Needs room for the largest set of '
                     'local drives captured at once.'),
-    cfg.IntOpt('capture_keep', default=3600, min=1,
+    cfg.IntOpt('capture_keep', default=600, min=1,
                help='Seconds a copy that nobody exports is kept before it '
-                    'is removed.'),
+                    'is removed. A live caller exports its copies seconds '
+                    'after they are made; one that has not within this '
+                    'time belongs to a caller that died (the reaper cannot '
+                    'see the copies of an agent).'),
     cfg.ListOpt('image_interfaces', default=['internal', 'public'],
                 help='Glance endpoint interfaces to upload copies to, in '
                      'order of preference (from the caller\'s catalog).'),
@@ -44,6 +47,10 @@ libvirt_opts = [
                     'or thaw (its default can block for minutes).'),
     cfg.IntOpt('ping_timeout', default=2, min=1,
                help='Seconds to wait for guest-ping.'),
+    cfg.IntOpt('connect_retry', default=10, min=0,
+               help='Seconds to keep trying to reach libvirtd, with a short '
+                    'backoff, before a call fails (503): a libvirtd restart '
+                    'takes a few seconds and is ridden through.'),
     cfg.IntOpt('thaw_guard', default=600, min=1,
                help='After a freeze or thaw the guest agent did not answer, '
                     'seconds to keep asking it and thawing a late freeze.'),

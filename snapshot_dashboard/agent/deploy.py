@@ -64,7 +64,8 @@ def make_agent(conf, clock=time.monotonic):
     hypervisor = guests.Hypervisor(conf.libvirt.connection_uri,
                                    conf.libvirt.agent_timeout,
                                    conf.libvirt.ping_timeout,
-                                   conf.libvirt.thaw_guard)
+                                   conf.libvirt.thaw_guard,
+                                   conf.libvirt.connect_retry)
     lease_file = state.LeaseFile(conf.agent.state_dir)
     return handlers.Agent(
         hypervisor, leases.Leases(clock=clock, lease_file=lease_file,

@@ -19,6 +19,10 @@ NOVA_NS = 'http://openstack.org/xmlns/libvirt/nova/1.1'
 
 CAPTURABLE_FORMATS = frozenset({'qcow2', 'raw'})
 
+# Waits between attempts to reach libvirtd: doubled up to the maximum.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 1.0
+
 POWER_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: 'nostate',
     libvirt.VIR_DOMAIN_RUNNING: 'running',
@@ -49,38 +53,116 @@ class GuestConflict(GuestError):
     status = 409
 
 
-class Hypervisor:
-    """One libvirt connection, reopened if it dies."""
+class HypervisorUnavailable(GuestError):
+    """libvirtd did not answer within the retry time (down, restarting)."""
 
-    def __init__(self, uri, agent_timeout_s, ping_timeout_s, guard_s=600):
+    status = 503
+
+
+def unreachable(error):
+    """Whether a libvirtError says libvirtd could not be reached or the
+    connection to it broke (rather than refusing the call)."""
+    return (isinstance(error, libvirt.libvirtError)
+            and (error.get_error_domain() in (libvirt.VIR_FROM_RPC,
+                                              libvirt.VIR_FROM_REMOTE)
+                 or error.get_error_code() in (libvirt.VIR_ERR_NO_CONNECT,
+                                               libvirt.VIR_ERR_INVALID_CONN)))
+
+
+class Hypervisor:
+    """One libvirt connection, reopened if it dies.
+
+    libvirtd restarts in a few seconds (an upgrade, a fault): opening a
+    connection is retried for ``connect_retry_s`` with a short backoff, so
+    that every call rides a restart through; after that the call fails with
+    HypervisorUnavailable (503).
+    """
+
+    def __init__(self, uri, agent_timeout_s, ping_timeout_s, guard_s=600,
+                 connect_retry_s=10, sleep=time.sleep, clock=time.monotonic):
         self.uri = uri
         self.agent_timeout_s = agent_timeout_s
         self.ping_timeout_s = ping_timeout_s
         self.guard_s = guard_s
+        self.connect_retry_s = connect_retry_s
+        self.sleep = sleep
+        self.clock = clock
         self._connection = None
         self._lock = threading.Lock()
 
-    def connection(self, fresh=False):
+    def connection(self, fresh=False, replacing=None, deadline=None):
+        """The open connection, or a new one: when ``fresh``, when none is
+        open or it says it died, or when it is ``replacing`` (a connection
+        that just failed a call: another thread may have replaced it
+        already)."""
         with self._lock:
             if (fresh or self._connection is None
+                    or self._connection is replacing
                     or not self._connection.isAlive()):
-                self._connection = libvirt.open(self.uri)
+                self._connection = None
+                self._connection = self._open(deadline)
             return self._connection
 
+    def _open(self, deadline=None):
+        if deadline is None:
+            deadline = self.clock() + self.connect_retry_s
+        wait_s = BACKOFF_FIRST_S
+        while True:
+            try:
+                return libvirt.open(self.uri)
+            except libvirt.libvirtError as e:
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise HypervisorUnavailable(
+                        'libvirt (%s) is unreachable on this host after %s '
+                        's of retries: %s' % (self.uri, self.connect_retry_s,
+                                              e)) from e
+                LOG.warning('Cannot connect to libvirt (%s); retrying in '
+                            '%.1f s', e, min(wait_s, left))
+                self.sleep(min(wait_s, left))
+                wait_s = min(wait_s * 2, BACKOFF_MAX_S)
+
+    def call(self, use):
+        """``use(connection)``, on a fresh connection if the open one fails
+        it: without an event loop, a connection whose libvirtd restarted
+        still says it is alive until it is used. While libvirtd cannot be
+        reached it is tried again, for ``connect_retry_s`` in all."""
+        deadline = self.clock() + self.connect_retry_s
+        connection = self.connection(deadline=deadline)
+        failed_once = False
+        wait_s = BACKOFF_FIRST_S
+        while True:
+            try:
+                return use(connection)
+            except libvirt.libvirtError as e:
+                # The first failure may be the stale connection of a
+                # restarted libvirtd, whatever it says; after that only a
+                # libvirtd out of reach is worth waiting for.
+                left = deadline - self.clock()
+                if failed_once and not unreachable(e):
+                    raise
+                if failed_once and left <= 0:
+                    raise HypervisorUnavailable(
+                        'libvirt (%s) is unreachable on this host after %s '
+                        's of retries: %s' % (self.uri, self.connect_retry_s,
+                                              e)) from e
+                LOG.warning('The libvirt connection failed (%s); opening a '
+                            'fresh one', e)
+                if failed_once:
+                    self.sleep(min(wait_s, max(left, 0)))
+                    wait_s = min(wait_s * 2, BACKOFF_MAX_S)
+                failed_once = True
+                connection = self.connection(replacing=connection,
+                                             deadline=deadline)
+
     def guest(self, uuid):
-        """The guest, looked up now. A connection that fails the lookup is
-        replaced by a fresh one: without an event loop, one whose libvirtd
-        restarted still says it is alive until it is used."""
-        try:
-            domain = _lookup(self.connection(), uuid)
-        except libvirt.libvirtError as e:
-            LOG.warning('The libvirt connection failed (%s); opening a fresh '
-                        'one', e)
-            domain = _lookup(self.connection(fresh=True), uuid)
-        return Guest(domain, self)
+        """The guest, looked up now (``call``: a libvirtd restart is ridden
+        through)."""
+        return Guest(self.call(lambda c: _lookup(c, uuid)), self)
 
     def guests(self):
-        return [Guest(d, self) for d in self.connection().listAllDomains()]
+        return [Guest(d, self)
+                for d in self.call(lambda c: c.listAllDomains())]
 
 
 def _lookup(connection, uuid):
@@ -272,7 +354,7 @@ class Guest:
             except GuestNotFound:
                 LOG.info('Server %s is gone from this host', self.uuid)
                 return
-            except libvirt.libvirtError as e:
+            except (libvirt.libvirtError, HypervisorUnavailable) as e:
                 LOG.warning('Server %s: %s', self.uuid, e)
         LOG.error('Server %s was not %s within %s s', self.uuid, what,
                   self.guard_s)

@@ -3,10 +3,17 @@
 Every handler gets the request and the Agent, and returns (status, body).
 A handler acts on a guest only after ``authorize``: the token's project
 must own the server (Nova's metadata), or the token must carry a
-privileged role.
+privileged role. A capture records that owner when it is made, so showing,
+exporting or deleting it asks libvirt nothing (``_capture``).
+
+libvirt that cannot be reached (libvirtd restarting for longer than
+``[libvirt] connect_retry``) is a 503 that says so, never a bare 500.
 """
 
+import functools
 import logging
+
+import libvirt
 
 from snapshot_dashboard import web
 from snapshot_dashboard.agent import captures as captures_module
@@ -53,26 +60,53 @@ class Agent:
 
 
 def authorize(request, guest, agent):
+    _authorize_owner(request, agent, guest.uuid, guest.owner_project())
+
+
+def _authorize_owner(request, agent, server, owner):
+    """The caller's project must be ``owner`` (the server's project in
+    Nova's metadata; None: not a Nova guest), or it has a privileged
+    role."""
     roles = {r.strip() for r in request.environ.get('HTTP_X_ROLES',
                                                     '').split(',')}
     if roles & agent.privileged_roles:
         return
     project = request.environ.get('HTTP_X_PROJECT_ID')
-    owner = guest.owner_project()
     if not project or owner != project:
         LOG.warning('Project %s refused on server %s (owned by %s)',
-                    project, guest.uuid, owner)
+                    project, server, owner)
         raise web.HTTPError(403, 'Server %s is not in your project.'
-                        % guest.uuid)
+                        % server)
 
 
 def _guest(request, agent, uuid):
     try:
         guest = agent.hypervisor.guest(uuid)
-    except guests_module.GuestNotFound as e:
-        raise web.HTTPError(404, str(e)) from e
+    except guests_module.GuestError as e:
+        raise web.HTTPError(e.status, str(e)) from e
     authorize(request, guest, agent)
     return guest
+
+
+def _libvirt_errors(handler):
+    """A libvirt error that escapes a handler is answered with what it is:
+    503 when libvirtd cannot be reached, else 500 with libvirt's words."""
+
+    @functools.wraps(handler)
+    def wrapper(request, agent, **parts):
+        try:
+            return handler(request, agent, **parts)
+        except guests_module.GuestError as e:
+            LOG.warning('%s %s: %s', request.method, request.path_info, e)
+            raise web.HTTPError(e.status, str(e)) from e
+        except libvirt.libvirtError as e:
+            LOG.exception('%s %s: libvirt failed', request.method,
+                          request.path_info)
+            if guests_module.unreachable(e):
+                raise web.HTTPError(503, 'libvirt is unreachable on this '
+                                    'host; try again: %s' % e) from e
+            raise web.HTTPError(500, 'libvirt failed: %s' % e) from e
+    return wrapper
 
 
 def _body(request):
@@ -206,9 +240,18 @@ def create_capture(request, agent, uuid):
     return 201, {'capture': capture.to_dict()}
 
 
-def show_capture(request, agent, uuid, capture_id):
-    _guest(request, agent, uuid)
+def _capture(request, agent, uuid, capture_id):
+    """The capture, once the caller may act on it: its project owned the
+    server when the capture was made (or a privileged role). No libvirt
+    call: the copies are the agent's own files, and libvirtd may be
+    restarting."""
     capture = _capture_call(agent.captures.get, uuid, capture_id)
+    _authorize_owner(request, agent, uuid, capture.project)
+    return capture
+
+
+def show_capture(request, agent, uuid, capture_id):
+    capture = _capture(request, agent, uuid, capture_id)
     return 200, {'capture': capture.to_dict()}
 
 
@@ -217,8 +260,7 @@ def export_capture(request, agent, uuid, capture_id):
     given (``images``: a list of ``{"device", "image"}``), with the caller's
     own token; the copies are then removed, and so are the ones not named.
     """
-    _guest(request, agent, uuid)
-    capture = _capture_call(agent.captures.get, uuid, capture_id)
+    capture = _capture(request, agent, uuid, capture_id)
     listed = _body(request).get('images')
     if (not isinstance(listed, list) or not listed or not all(
             isinstance(i, dict) and isinstance(i.get('device'), str)
@@ -232,13 +274,14 @@ def export_capture(request, agent, uuid, capture_id):
 
 
 def delete_capture(request, agent, uuid, capture_id):
-    _guest(request, agent, uuid)
-    capture = _capture_call(agent.captures.get, uuid, capture_id)
+    capture = _capture(request, agent, uuid, capture_id)
     agent.captures.delete(capture, agent.hypervisor)
     return 200, {'capture': capture.to_dict()}
 
 
-ROUTES = {
+ROUTES = {path: {method: _libvirt_errors(handler)
+                 for method, handler in methods.items()}
+          for path, methods in {
     '/v1/servers/{uuid}': {'GET': show_server},
     '/v1/servers/{uuid}/freeze': {'POST': freeze},
     '/v1/servers/{uuid}/thaw': {'POST': thaw},
@@ -249,4 +292,4 @@ ROUTES = {
                                                  'DELETE': delete_capture},
     '/v1/servers/{uuid}/captures/{capture_id}/export': {
         'POST': export_capture},
-}
+}.items()}

@@ -17,6 +17,7 @@ import pytest
 import webob
 
 from snapshot_dashboard import web
+from snapshot_dashboard.agent import captures as captures_module
 from snapshot_dashboard.agent import conf as conf_module
 from snapshot_dashboard.agent import deploy
 from snapshot_dashboard.agent import handlers
@@ -366,9 +367,74 @@ def test_another_projects_capture_is_refused(agent, domain, capture_dir):
     status, _ = call(agent, 'POST', captures_path(domain),
                      {'devices': ['vda']}, project='someone-else')
     assert status == 403
-    status, _ = call(agent, 'GET', captures_path(domain) + '/nope',
-                     project='someone-else')
-    assert status == 403
+
+
+def made_capture(agent, domain, tmp_path, project=OWNER):
+    """A copied capture as ``begin`` leaves it (the test driver has no
+    backup jobs), of ``domain`` owned by ``project``."""
+    folder = tmp_path / 'capture-1'
+    folder.mkdir()
+    (folder / 'vda.qcow2').write_bytes(b'copy')
+    capture = captures_module.Capture(
+        id='capture-1', server=domain.UUIDString(), folder=str(folder),
+        drives=[{'device': 'vda', 'file': str(folder / 'vda.qcow2'),
+                 'format': 'qcow2', 'source': '/d/disk'}],
+        lease=None, began_ms=1.0, state=captures_module.COPIED,
+        project=project)
+    agent.captures._captures[capture.id] = capture
+    return capture
+
+
+def no_libvirt(agent, monkeypatch):
+    def lookup(uuid):
+        raise AssertionError('libvirt asked')
+    monkeypatch.setattr(agent.hypervisor, 'guest', lookup)
+    monkeypatch.setattr(agent.hypervisor, 'connection', lookup)
+
+
+def test_a_capture_is_only_for_the_project_that_owned_its_server(
+        agent, domain, tmp_path, monkeypatch):
+    capture = made_capture(agent, domain, tmp_path)
+    no_libvirt(agent, monkeypatch)
+    path = captures_path(domain) + '/' + capture.id
+    for method, suffix, body in [('GET', '', None), ('DELETE', '', None),
+                                 ('POST', '/export', {'images': [
+                                     {'device': 'vda', 'image': 'i'}]})]:
+        status, refused = call(agent, method, path + suffix, body,
+                               project='someone-else')
+        assert status == 403, method
+        assert 'not in your project' in refused['message']
+    assert capture.state == captures_module.COPIED
+    status, shown = call(agent, 'GET', path, project='someone-else',
+                         roles='reader,service')
+    assert status == 200
+    assert shown['capture']['id'] == capture.id
+
+
+def test_export_and_delete_of_a_capture_ask_libvirt_nothing(
+        agent, domain, tmp_path, monkeypatch):
+    # libvirtd restarting: any lookup would fail.
+    capture = made_capture(agent, domain, tmp_path)
+    no_libvirt(agent, monkeypatch)
+    agent.uploader = lambda token_auth: (lambda image, path: None)
+    path = captures_path(domain) + '/' + capture.id
+    status, body = call(agent, 'POST', path + '/export', {'images': [
+        {'device': 'vda', 'image': 'image-1'}]})
+    assert status == 202
+    assert body['capture']['exports']['vda']['image'] == 'image-1'
+    status, body = call(agent, 'DELETE', path)
+    assert status == 200
+    assert body['capture']['state'] == 'deleted'
+    assert not os.path.exists(capture.folder)
+
+
+def test_a_capture_of_a_server_nova_does_not_own_is_for_services_only(
+        agent, domain, tmp_path, monkeypatch):
+    capture = made_capture(agent, domain, tmp_path, project=None)
+    no_libvirt(agent, monkeypatch)
+    path = captures_path(domain) + '/' + capture.id
+    assert call(agent, 'DELETE', path)[0] == 403
+    assert call(agent, 'DELETE', path, roles='admin')[0] == 200
 
 
 def test_an_unknown_capture_is_404(agent, domain):

@@ -13,6 +13,7 @@ import libvirt
 import pytest
 
 from snapshot_dashboard.agent import captures as captures_module
+from snapshot_dashboard.agent import guests
 
 
 class BackupDomain:
@@ -67,8 +68,12 @@ class BackupDomain:
 class Guest:
     uuid = 'server-1'
 
-    def __init__(self, domain):
+    def __init__(self, domain, hypervisor=None):
         self.domain = domain
+        self.hypervisor = hypervisor
+
+    def owner_project(self):
+        return 'project-1'
 
     def local_drives(self, domain_xml=None):
         return [{'device': 'vda', 'file': '/d/disk', 'format': 'qcow2',
@@ -186,3 +191,82 @@ def test_export_of_a_drive_not_copied_is_refused(captures):
     with pytest.raises(captures_module.CaptureError):
         captures.export(capture, {'vdb': 'image'}, lambda i, p: None)
     assert capture.exports == {}
+
+
+def test_a_capture_records_the_owner_of_its_server(captures):
+    capture = captures.begin(Guest(BackupDomain()), ['vda'])
+    assert (capture.server, capture.project) == ('server-1', 'project-1')
+
+
+def test_a_copy_nobody_exports_is_kept_ten_minutes_by_default(tmp_path):
+    assert captures_module.Captures(str(tmp_path)).keep_s == 600
+
+
+class RestartedDomain(BackupDomain):
+    """The domain as seen through a connection libvirtd dropped: every call
+    fails; the job goes on in QEMU."""
+
+    def __init__(self, live):
+        super().__init__()
+        self.live = live
+
+    def jobStats(self, flags=0):  # noqa: N802
+        raise libvirt.libvirtError('End of file while reading data')
+
+
+class LiveAgain:
+    """Hypervisor.guest after libvirtd came back: the same job."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.lookups = 0
+
+    def guest(self, uuid):
+        self.lookups += 1
+        return Guest(self.domain)
+
+
+def test_the_copy_is_followed_through_a_libvirtd_restart(captures):
+    live = BackupDomain()
+    live.running = True  # the job QEMU runs, that the old connection began
+    hypervisor = LiveAgain(live)
+    capture = captures.begin(Guest(RestartedDomain(live), hypervisor),
+                             ['vda'])
+    uploaded = []
+    captures.export(capture, {'vda': 'image-root'},
+                    lambda image, path: uploaded.append(image))
+    live.finish(capture.folder, ['vda'])
+    wait_for(lambda: capture.state == 'exported')
+    assert uploaded == ['image-root']
+    assert hypervisor.lookups == 1
+
+
+def test_a_copy_whose_end_a_restarted_libvirtd_lost_is_not_trusted(
+        captures):
+    class Forgetful(BackupDomain):
+        def jobStats(self, flags=0):  # noqa: N802
+            if flags == libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED:
+                return {'type': libvirt.VIR_DOMAIN_JOB_NONE}
+            return super().jobStats(flags)
+
+    live = Forgetful()
+    live.running = True
+    capture = captures.begin(Guest(RestartedDomain(live), LiveAgain(live)),
+                             ['vda'])
+    live.finish(capture.folder, ['vda'])  # files there, maybe partial
+    wait_for(lambda: capture.state == 'failed')
+    assert 'restarted' in capture.error
+    assert not os.path.exists(capture.folder)
+
+
+def test_delete_removes_the_copies_while_libvirt_is_unreachable(captures):
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda'])
+
+    class Unreachable:
+        def guest(self, uuid):
+            raise guests.HypervisorUnavailable('libvirt is unreachable')
+
+    captures.delete(capture, Unreachable())
+    assert capture.state == 'deleted'
+    assert not os.path.exists(capture.folder)
