@@ -144,7 +144,8 @@ class NovaImageCapturer(Capturer):
                      self._undo, made)
         image_id = str(self.nova.servers.create_image(
             self.context.server_id, self.context.set_name,
-            metadata={properties.RUN: self.context.run_id}))
+            metadata={properties.RUN: self.context.run_id,
+                      properties.SERVER: self.context.server_id}))
         made['id'] = image_id
         rollback.created(events.Resource(events.IMAGE, image_id))
         return Capture(device=device, image_id=image_id,
@@ -257,6 +258,7 @@ class AgentDiskCapturer(Capturer):
             else:
                 meta = {'image_type': 'snapshot',
                         properties.RUN: snapshot_set.run_id,
+                        properties.SERVER: plan.server_id,
                         properties.MEMBER_OF: snapshot_set.id,
                         'instance_uuid': plan.server_id}
             resource = events.Resource(events.IMAGE, c.image_id)

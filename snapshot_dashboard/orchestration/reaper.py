@@ -71,7 +71,7 @@ def _kept(images):
     for image in images:
         try:
             snapshot_set = sets.SnapshotSet.from_image(image)
-        except (ValueError, TypeError, KeyError):
+        except Exception:  # any user may write any property
             LOG.warning('Image %s looks like a set but cannot be read; '
                         'it protects nothing', image.get('id'))
             continue
@@ -84,6 +84,16 @@ def _kept(images):
                 if resource_id:
                     kept.add((owner, resource_id))
     return kept
+
+
+def _made_by_a_run(image):
+    """Whether a run made the image, rather than Nova copying a set's
+    properties onto a snapshot of a server booted from it (Nova's snapshot
+    inherits its base image's properties, ours included): a run's image is
+    of the server it names, or of no instance."""
+    server = image.get(properties.SERVER)
+    return bool(image.get(properties.RUN) and server
+                and image.get('instance_uuid') in (None, '', server))
 
 
 def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
@@ -100,7 +110,7 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
     # became usable (its run died or failed to remove it) is a leftover.
     found = [Leftover(events.IMAGE, i['id'], i[properties.RUN],
                       i.get('owner') or '', i.get('created_at') or '')
-             for i in images if i.get(properties.RUN)
+             for i in images if _made_by_a_run(i)
              and not (i.get(properties.SET_ID) and i.get('status')
                       == 'active')
              and not i.get(properties.PACKAGED_IN)]

@@ -49,14 +49,20 @@ def close_window(clients, server_id, record, clock=window_module.Clock):
         return True, '%s (lease ended by %s)' % (record['release'],
                                                  lease.get('released_by'))
     if kind == 'NovaPauseWindow':
-        try:
-            server = clients.nova.servers.get(server_id)
-        except nova_exceptions.NotFound:
-            return True, 'server gone'
-        if server.status != 'PAUSED':
-            return True, 'not paused'
         window = window_module.NovaPauseWindow(clients.nova, server_id,
                                                clock=clock)
+        try:
+            # A pause asked just before the process died may still be on
+            # its way: judge once Nova has settled it.
+            server = window._wait_for(
+                lambda s: s.get('OS-EXT-STS:task_state') != 'pausing',
+                'pausing')
+        except nova_exceptions.NotFound:
+            return True, 'server gone'
+        except errors.SnapshotSetError as e:
+            return False, str(e)
+        if server['status'] != 'PAUSED':
+            return True, 'not paused'
         window.pause_requested = True
         try:
             window.close()

@@ -181,8 +181,10 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
                 clients, snapshot_set, clock,
                 upload_error=lambda: _upload_error(capturers))
             _report(progress, events.UPLOAD, events.DONE)
-        # Once usable (or, not waiting, once written): the set's, for good.
-        _mark_packaged(clients, snapshot_set)
+        if snapshot_set.status == sets.AVAILABLE:
+            # Usable: the set's, for good (a set still uploading when the
+            # caller does not wait is protected while its image is usable).
+            mark_packaged(clients, snapshot_set)
     except errors.Superseded:
         LOG.warning('Run %s of %s was taken over by another process; '
                     'leaving what it made to it', context.run_id, server_id)
@@ -242,9 +244,12 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
     _report(progress, events.OPEN_WINDOW, events.STARTED,
             message=window.description, window=window.record(),
             required=True)
+    opening = clock.now()
     try:
         window.open()
         opened = clock.now()
+        # The lease counts from before the hold; the drives from after it.
+        window.open_ms = int((opened - opening) * 1000)
         context.lease_id = (getattr(window, 'lease', None) or {}).get('id')
         _report(progress, events.OPEN_WINDOW, events.DONE,
                 window=window.record())
@@ -358,7 +363,7 @@ def _package(clients, plan, snapshot_set, captures, capturers, rollback):
     return dataclasses.replace(snapshot_set, status=sets.AVAILABLE)
 
 
-def _mark_packaged(clients, snapshot_set):
+def mark_packaged(clients, snapshot_set):
     """Mark the set's snapshots and other images as a made set's: the
     reaper then leaves them alone for good, even if the set's image is
     deleted through Glance. A mark that fails leaves them protected only

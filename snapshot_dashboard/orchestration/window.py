@@ -42,7 +42,8 @@ class Window:
     level = NONE
     description = 'nothing held'
     held = True  # False once something else ended the hold early
-    held_ms = None  # then: how long it held, from its opening
+    held_ms = None  # then: how long it held, from before it was asked
+    open_ms = 0  # how long opening took (drives count from its end)
     # Whether close() releases only this window's own hold (an agent's
     # lease, by its id). A Nova pause has no owner: a process that lost its
     # run leaves it to the recovery, which may already have undone it.
@@ -213,11 +214,12 @@ def held_through(window, reached_ms):
     """Whether the window held the guest still when a drive's instant was
     reached ``reached_ms`` after it opened. After a hold that ended early,
     only an instant seen within the time the hold lasted is sure to be
-    inside it (the lease counts from before the hold, the run from before
-    it asked for it)."""
+    inside it: the lease's ``held_ms`` counts from before the hold was
+    asked, the drives from once it was taken (``open_ms`` later)."""
     if window.held:
         return True
-    return window.held_ms is not None and reached_ms <= window.held_ms
+    return (window.held_ms is not None
+            and window.open_ms + reached_ms <= window.held_ms)
 
 
 def achieved(window, requested, reached_ms=()):

@@ -22,6 +22,7 @@ on the ended run and retried until it is.
 import datetime
 import logging
 import threading
+import time
 import uuid
 
 from django.db import DatabaseError
@@ -68,31 +69,31 @@ def _candidates(queryset):
     return queryset[:10]
 
 
-def claim(worker, queryset, hold=False, **changes):
+def claim(worker, queryset, hold=False, still=None, **changes):
     """Take one run of ``queryset`` for ``worker``; None if none is free.
-    With ``hold`` the run also takes its server."""
+    With ``hold`` the run also takes its server; ``still`` are conditions
+    the UPDATE checks again (say, that the run is still stale)."""
     with transaction.atomic():
         for run in _candidates(queryset.order_by('created_at')):
-            taken = take(worker, run, hold=hold, queryset=queryset,
-                         **changes)
+            taken = take(worker, run, hold=hold, still=still, **changes)
             if taken is not None:
                 return taken
     return None
 
 
-def take(worker, run, hold=False, queryset=None, **changes):
+def take(worker, run, hold=False, still=None, **changes):
     """Compare and set: ``run`` as it was read becomes ``worker``'s under a
     new claim, unless another worker changed it since, or it no longer
-    matches ``queryset`` (the UPDATE checks again, say, that it is still
-    stale), or, with ``hold``, another run holds its server."""
+    meets ``still``, or, with ``hold``, another run holds its server. The
+    UPDATE names only this table's own row (MySQL refuses an UPDATE whose
+    condition reads the same table)."""
     if hold:
         changes['holding_server'] = run.server_id
-    if queryset is None:
-        queryset = models.SnapshotRun.objects.all()
     try:
         with transaction.atomic():  # a savepoint inside claim()'s
-            taken = queryset.filter(
-                pk=run.pk, state=run.state, claim=run.claim).update(
+            taken = models.SnapshotRun.objects.filter(
+                pk=run.pk, state=run.state, claim=run.claim,
+                **(still or {})).update(
                     worker=worker, claim=str(uuid.uuid4()),
                     heartbeat_at=functions.Now(), **changes)
     except IntegrityError:
@@ -113,16 +114,18 @@ def claim_queued(worker):
 
 def claim_stale(worker, stale_s=STALE_S):
     """A running run whose worker stopped beating."""
+    stale = {'heartbeat_at__lt': ago(stale_s)}
     return claim(worker, models.SnapshotRun.objects.filter(
-        state=models.RUNNING, heartbeat_at__lt=ago(stale_s)))
+        state=models.RUNNING, **stale), still=stale)
 
 
 def claim_unreleased(worker, stale_s=STALE_S):
     """An ended run whose hold could not be released, ``stale_s`` after the
     last try."""
+    unreleased = {'holding_server__isnull': False,
+                  'heartbeat_at__lt': ago(stale_s)}
     return claim(worker, models.SnapshotRun.objects.filter(
-        state__in=models.ENDED, holding_server__isnull=False,
-        heartbeat_at__lt=ago(stale_s)))
+        state__in=models.ENDED, **unreleased), still=unreleased)
 
 
 def write(run, **fields):
@@ -141,12 +144,16 @@ class Recorder:
 
     FIELDS = ['step', 'drives', 'events', 'resources', 'window', 'set_id']
 
-    def __init__(self, run):
+    def __init__(self, run, heartbeat=None):
         self.run = run
+        self.heartbeat = heartbeat
         self.lock = threading.Lock()
 
     def __call__(self, event):
         run = self.run
+        if self.heartbeat is not None and self.heartbeat.lost.is_set():
+            raise errors.Superseded('Run %s is no longer this worker\'s.'
+                                    % run.pk)
         with self.lock:
             run.events.append(dict(event.to_dict(),
                                    at=datetime.datetime.now(
@@ -176,9 +183,12 @@ class Heartbeat:
     """Beats while a run executes; stops beating if the process dies.
     ``lost`` is set once a beat finds the run another worker's."""
 
-    def __init__(self, run, interval_s=HEARTBEAT_S):
+    def __init__(self, run, interval_s=HEARTBEAT_S, lost_after_s=STALE_S / 2):
         self.run = run
         self.interval_s = interval_s
+        # Cut off from the database this long, the run may be recovered by
+        # another worker soon: this one stops before it could be.
+        self.lost_after_s = lost_after_s
         self.stopped = threading.Event()
         self.lost = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True,
@@ -193,10 +203,12 @@ class Heartbeat:
         self.thread.join()
 
     def _beat(self):
+        beaten = time.monotonic()
         try:
             while not self.stopped.wait(self.interval_s):
                 try:
                     write(self.run, heartbeat_at=functions.Now())
+                    beaten = time.monotonic()
                 except errors.Superseded:
                     LOG.warning('Run %s is another worker\'s now; this one '
                                 'stops acting on it', self.run.pk)
@@ -207,19 +219,35 @@ class Heartbeat:
                     # next beat opens another.
                     LOG.exception('Heartbeat of run %s failed', self.run.pk)
                     connection.close()
+                    if time.monotonic() - beaten >= self.lost_after_s:
+                        LOG.error('Run %s could not beat for %.0f s; this '
+                                  'worker stops acting on it', self.run.pk,
+                                  time.monotonic() - beaten)
+                        self.lost.set()
+                        return
         finally:
             connection.close()
 
 
-class FencedClock(window_module.Clock):
-    """The orchestration's clock for a run under ``heartbeat``: every wait
-    ends at once, with errors.Superseded, when the run is lost."""
+class FencedClock:
+    """The orchestration's clock for a run under ``heartbeat``: a wait
+    ends, with errors.Superseded, once the run is lost (at once on the
+    real clock)."""
 
-    def __init__(self, heartbeat):
+    def __init__(self, heartbeat, base=window_module.Clock):
         self.heartbeat = heartbeat
+        self.base = base
+
+    def now(self):
+        return self.base.now()
 
     def sleep(self, seconds):
-        if self.heartbeat.lost.wait(seconds):
+        if self.base is window_module.Clock:
+            lost = self.heartbeat.lost.wait(seconds)
+        else:
+            self.base.sleep(seconds)
+            lost = self.heartbeat.lost.is_set()
+        if lost:
             raise errors.Superseded('Run %s was taken over by another '
                                     'worker.' % self.heartbeat.run.pk)
 
@@ -259,13 +287,13 @@ class Executor:
     def _fenced(self, act, run):
         with Heartbeat(run, self.heartbeat_s) as heartbeat:
             try:
-                act(run, FencedClock(heartbeat))
+                act(run, FencedClock(heartbeat, self.clock), heartbeat)
             except errors.Superseded:
                 LOG.warning('Run %s was taken over by another worker; %s '
                             'stopped acting on it', run.pk, self.worker)
 
-    def _execute(self, run, clock):
-        recorder = Recorder(run)
+    def _execute(self, run, clock, heartbeat=None):
+        recorder = Recorder(run, heartbeat)
         try:
             snapshot_set = run_module.create_snapshot_set(
                 self.clients(run), run.server_id, devices=run.devices,
@@ -328,7 +356,7 @@ class Executor:
             if schedule is not None:
                 schedules.mark_broken(schedule, reason)
 
-    def _recover(self, run, clock):
+    def _recover(self, run, clock, heartbeat=None):
         try:
             user_clients = self.clients(run)
             released, closed = recovery.close_window(
@@ -378,10 +406,11 @@ class Executor:
         if not run.set_id:
             return None
         try:
-            snapshot_set = sets.get_set(clients, run.set_id)
-            return run_module.wait_until_usable(
-                clients, snapshot_set, clock,
+            snapshot_set = run_module.wait_until_usable(
+                clients, sets.get_set(clients, run.set_id), clock,
                 upload_error=self._upload_error(run, clients))
+            run_module.mark_packaged(clients, snapshot_set)
+            return snapshot_set
         except errors.SnapshotSetError as e:
             LOG.warning('Set %s of run %s will not be usable: %s',
                         run.set_id, run.pk, e)
@@ -420,16 +449,26 @@ class Executor:
         return check
 
     def release(self, run):
-        """Try again to release the hold an ended run could not."""
+        """Try again to release the hold an ended run could not: under a
+        heartbeat, so no second worker takes the same try over."""
         LOG.info('Run %s: releasing the hold it left (%s)', run.pk,
                  (run.window or {}).get('kind'))
+        self._fenced(self._release, run)
+        return run
+
+    def _release(self, run, clock, heartbeat=None):
         try:
-            released, text = recovery.close_window(
-                self.clients(run), run.server_id, run.window,
-                clock=self.clock)
-        except ks_exceptions.Unauthorized:
-            released, text = True, ('could not be released: the permission '
-                                    'given for the run is gone')
+            try:
+                released, text = recovery.close_window(
+                    self.clients(run), run.server_id, run.window, clock=clock)
+            except ks_exceptions.Unauthorized:
+                # The run's permission is gone, the hold is not: the
+                # service user (admin) may unpause, and the agent lets it.
+                released, text = recovery.close_window(
+                    clients_module.Clients(self.service_session()),
+                    run.server_id, run.window, clock=clock)
+        except errors.Superseded:
+            raise
         except Exception as e:
             LOG.exception('Releasing the hold of run %s failed', run.pk)
             released, text = False, str(e)
@@ -440,15 +479,12 @@ class Executor:
             released, text = True, 'ended by the agent\'s watchdog'
         if not released:
             write(run, heartbeat_at=functions.Now())
-            return run
+            return
         run.window = None
-        fields = {'window': None, 'holding_server': None, 'cleanup': '; '.join(
-            t for t in (run.cleanup, 'hold released: %s' % text) if t)}
-        if self._end_trust(run):
-            fields['trust_id'] = ''
-        write(run, **fields)
+        write(run, window=None, holding_server=None, cleanup='; '.join(
+            t for t in (run.cleanup, 'hold released: %s' % text) if t))
+        self._end_trust(run)
         run.refresh_from_db()
-        return run
 
     def _end(self, run, state, **fields):
         """End the run. A hold it could not release stays recorded (with
@@ -461,21 +497,20 @@ class Executor:
         # What a recovery did before this attempt stays on record.
         fields['cleanup'] = '; '.join(
             text for text in (run.cleanup, fields.get('cleanup')) if text)
-        if not pending and self._end_trust(run):
-            fields['trust_id'] = ''
         write(run, **fields)
+        if not pending:
+            self._end_trust(run)
         run.refresh_from_db()
         LOG.info('Run %s %s%s', run.pk, state,
                  ': %s' % run.error if run.error else '')
 
     def _end_trust(self, run):
-        """A run's own trust ends with it; a schedule's lives on. Deleted
-        only while the run is still this worker's (the new owner of a run
-        taken over acts through it); True once it is gone."""
-        if run.schedule_id is not None or not run.trust_id:
-            return False
-        write(run, heartbeat_at=functions.Now())  # still ours?
-        return credentials.delete_trust(run.trust_id, self.service_session())
+        """A run's own trust ends with it (a schedule's lives on): deleted
+        once the run is recorded ended, and forgotten once deleted."""
+        if run.schedule_id is None and run.trust_id and \
+                credentials.delete_trust(run.trust_id,
+                                         self.service_session()):
+            write(run, trust_id='')
 
 
 def _failed(text, error):

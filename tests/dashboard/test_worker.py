@@ -295,6 +295,23 @@ class HeartbeatTests(TestCase):
         self.assertEqual(2, len(tried))
         self.assertIsNotNone(run.heartbeat_at)
 
+    def test_a_worker_cut_off_from_the_database_stops_acting(self):
+        # Before another worker can recover the run, this one gives it up:
+        # its records and its waits end with Superseded.
+        run = queued(worker='worker-a')
+        beat = runs.Heartbeat(run, interval_s=0, lost_after_s=0)
+        beat.stopped = mock.Mock(wait=lambda timeout: False)
+        with mock.patch.object(runs, 'write', side_effect=OperationalError(
+                'server has gone away')), \
+                mock.patch.object(runs.connection, 'close'):
+            beat._beat()
+        self.assertTrue(beat.lost.is_set())
+        with self.assertRaises(errors.Superseded):
+            runs.Recorder(run, beat)(events.Event(events.PLAN,
+                                                  events.STARTED))
+        with self.assertRaises(errors.Superseded):
+            runs.FencedClock(beat).sleep(60)
+
     def test_pruning_and_ending_happen_under_the_heartbeat(self):
         schedule = models.Schedule.objects.create(
             project_id='p', user_id='u', server_id='server-1',
@@ -375,7 +392,7 @@ class RecoveryTests(TransactionTestCase):
 
     def recover(self, run):
         clock = self.fakes.FakeClock(self.cloud)
-        with mock.patch.object(runs, 'FencedClock', lambda beat: clock), \
+        with mock.patch.object(runs, 'FencedClock', lambda *a: clock), \
                 mock.patch.object(runs.credentials, 'delete_trust',
                                   return_value=True):
             self.executor.recover(run)

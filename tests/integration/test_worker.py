@@ -146,7 +146,9 @@ def test_the_worker_takes_exactly_the_chosen_drives_through_the_trust(
         # The set was made as demo, in demo's project, and the trust is gone.
         assert demo.glance.images.get(run.set_id)['owner'] == \
             demo.project_id
-        assert run.trust_id == ''
+        # Deleted once the run is recorded ended, then forgotten.
+        wait_for('the trust to be deleted', lambda: reload(
+            database, run).trust_id == '', timeout_s=30, interval_s=0.2)
         assert run.window is None
     finally:
         sets.delete_set(demo, run.set_id)

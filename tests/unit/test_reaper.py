@@ -19,7 +19,9 @@ def dead_run(cloud, server, run_id):
     snapshot = cloud.cinder.volume_snapshots.create(
         volume, force=True, metadata={properties.RUN: run_id})
     image = cloud.glance.images.create(image_type='snapshot',
-                                       **{properties.RUN: run_id})
+                                       instance_uuid=server,
+                                       **{properties.RUN: run_id,
+                                          properties.SERVER: server})
     cloud.tick()
     cloud.tick()
     return {snapshot.id, image['id']}
@@ -83,7 +85,8 @@ def test_a_crafted_set_protects_no_leftover_and_stops_no_reaper():
     # a third is a set with unreadable drives.
     for devices in (json.dumps([{'name': '/dev/vdb', 'kind': 'volume',
                                  'size_gb': 1,
-                                 'snapshot_id': snapshot_id}]), '{not json'):
+                                 'snapshot_id': snapshot_id}]), '{not json',
+                    '[1]', '{"name": "x"}'):
         image = cloud.glance.images.create(image_type='snapshot')
         cloud.images[image['id']].update({
             properties.SET_ID: image['id'], properties.DEVICES: devices,
@@ -118,3 +121,27 @@ def test_a_set_that_never_became_usable_is_a_leftover():
     assert {d.id for d, _ in deleted} == (
         {snapshot_set.id} | set(snapshot_set.snapshot_ids))
     assert everything(cloud) == set()
+
+
+def test_a_snapshot_that_inherited_a_sets_properties_is_the_users():
+    # Nova copies a base image's properties onto a snapshot of a server
+    # booted from it: a set's run tag and server come along.
+    cloud = fakes.FakeCloud()
+    cloud.glance.images.create(
+        image_type='snapshot', instance_uuid='server-booted-from-the-set',
+        **{properties.RUN: 'run-finished', properties.SERVER: 'server-1'})
+    before = everything(cloud)
+    assert reaper.reap(cloud, never_live, now=A_DAY_LATER) == ([], [])
+    assert everything(cloud) == before
+
+
+def test_a_set_still_uploading_for_a_caller_who_did_not_wait_is_not_marked():
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(ephemeral_gb=1, volumes=VOLUMES)
+    agent = fakes.FakeAgent(cloud, copies=True)
+    snapshot_set = run.create_snapshot_set(
+        cloud, server, consistency='crash', clock=fakes.FakeClock(cloud),
+        agent_locator=fakes.FakeAgents(agent))
+    assert snapshot_set.status != 'available'
+    assert not any(properties.PACKAGED_IN in s['metadata']
+                   for s in cloud.snapshots.values())
