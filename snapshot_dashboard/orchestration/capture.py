@@ -332,7 +332,7 @@ def tagged_images(glance, run_id):
         == run_id]
 
 
-def delete_volume_snapshot(cinder, snapshot_id, clock, settle_s=300):
+def delete_volume_snapshot(cinder, snapshot_id, clock, settle_s=120):
     """Delete a snapshot once Cinder lets us: not while it is ``creating``."""
     deadline = clock.now() + settle_s
     while True:

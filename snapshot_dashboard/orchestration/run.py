@@ -15,6 +15,7 @@ import threading
 import uuid
 
 from glanceclient import exc as glance_exceptions
+from keystoneauth1 import exceptions as ks_exceptions
 from oslo_utils import excutils
 
 from snapshot_dashboard.orchestration import capture
@@ -84,9 +85,26 @@ class Rollback:
                     LOG.warning('Rollback could not remove %s: %s',
                                 resource, e)
                     failed.append((resource, undo, args, e))
-            pending = [f[:3] for f in failed]
-        self.failures = ['%s: %s' % (resource, e)
-                         for resource, _, _, e in (failed if pending else [])]
+            self.failures = ['%s: %s' % (resource, e)
+                             for resource, _, _, e in failed]
+            # Only a service that did not answer is worth asking again.
+            pending = [f[:3] for f in failed if _transient(f[3])]
+
+
+def _transient(error):
+    """Whether ``error`` says the service could not be reached or was
+    unavailable (restarting), rather than refusing."""
+    if isinstance(error, (ks_exceptions.ConnectFailure,
+                          ks_exceptions.ConnectionError,
+                          ks_exceptions.ServiceUnavailable,
+                          ks_exceptions.GatewayTimeout,
+                          ks_exceptions.BadGateway,
+                          glance_exceptions.CommunicationError,
+                          glance_exceptions.HTTPServiceUnavailable,
+                          ConnectionError)):
+        return True
+    return getattr(error, 'code', None) in (502, 503, 504) or getattr(
+        error, 'http_status', None) in (502, 503, 504)
 
 
 def _report(progress, step, state, required=False, **fields):

@@ -2,6 +2,7 @@
 
 import json
 
+from keystoneauth1 import exceptions as ks_exceptions
 import pytest
 
 from snapshot_dashboard.orchestration import errors
@@ -476,16 +477,17 @@ def test_a_superseded_run_stops_and_leaves_everything_to_the_new_owner(
 
 def test_an_undo_that_fails_while_a_service_restarts_is_tried_again(cloud):
     server = cloud.add_server(volumes=VOLUMES)
-    cloud.fail_at.update({'glance.update', 'cinder.snapshot_delete'})
-    # Cinder refuses both deletes twice, then answers again.
-    failing_check, deletes = cloud.check, []
+    cloud.fail_at.add('glance.update')
+    # Cinder is unreachable for both deletes twice, then answers again.
+    deletes = []
 
     def check(point, exception):
         if point == 'cinder.snapshot_delete':
             deletes.append(point)
-            if len(deletes) > 4:
-                return
-        failing_check(point, exception)
+            if len(deletes) <= 4:
+                raise ks_exceptions.ConnectFailure('connection refused')
+        elif point in cloud.fail_at:
+            raise exception
     cloud.check = check
     with pytest.raises(Exception) as raised:  # noqa: PT011 - any failure
         take(cloud, server, consistency='crash', wait=True)
@@ -496,10 +498,17 @@ def test_an_undo_that_fails_while_a_service_restarts_is_tried_again(cloud):
     assert resources(cloud) == (set(), set())
 
 
-def test_an_undo_that_keeps_failing_is_reported(cloud):
+def test_an_undo_refused_is_reported_without_retrying(cloud):
+    # A refusal (not an unreachable service) will not change by waiting.
     server = cloud.add_server(volumes=VOLUMES)
     cloud.fail_at.update({'glance.update', 'cinder.snapshot_delete'})
+    sleeps = []
+    clock = fakes.FakeClock(cloud)
+    real_sleep = clock.sleep
+    clock.sleep = lambda s: sleeps.append(s) or real_sleep(s)
     with pytest.raises(Exception) as raised:  # noqa: PT011 - any failure
-        take(cloud, server, consistency='crash', wait=True)
+        run.create_snapshot_set(cloud, server, consistency='crash',
+                                wait=True, clock=clock)
     assert len(raised.value.rollback_failures) == 2
     assert all('busy' in f for f in raised.value.rollback_failures)
+    assert not set(sleeps) & set(run.Rollback.RETRY_S[1:])
