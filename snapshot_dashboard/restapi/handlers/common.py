@@ -176,6 +176,17 @@ def devices(fields):
     return [plan_module.normalize_device_name(d) for d in value]
 
 
+def limit(request, default, maximum):
+    """``?limit=`` of a listing: from 1 to ``maximum``, else 400."""
+    try:
+        value = int(request.GET.get('limit', default))
+    except ValueError:
+        value = 0
+    if not 0 < value <= maximum:
+        raise web.HTTPError(400, 'limit must be from 1 to %d.' % maximum)
+    return value
+
+
 def get_or_404(queryset, what, object_id, **filters):
     try:
         return queryset.get(pk=object_id, **filters)

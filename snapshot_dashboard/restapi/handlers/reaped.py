@@ -1,7 +1,6 @@
 """``/v1/reaped``: what the reaper deleted (admins only)."""
 
 from snapshot_dashboard import models
-from snapshot_dashboard import web
 from snapshot_dashboard.restapi import policies
 from snapshot_dashboard.restapi.handlers import common
 
@@ -25,11 +24,5 @@ def list_reaped(request, service):
     for key in ('project_id', 'run_id'):
         if request.GET.get(key):
             records = records.filter(**{key: request.GET[key]})
-    try:
-        limit = int(request.GET.get('limit', LIST_LIMIT))
-    except ValueError:
-        limit = 0
-    if not 0 < limit <= MAX_LIST_LIMIT:
-        raise web.HTTPError(400, 'limit must be from 1 to %d.'
-                            % MAX_LIST_LIMIT)
+    limit = common.limit(request, LIST_LIMIT, MAX_LIST_LIMIT)
     return 200, {'reaped': [view(r) for r in records[:limit]]}

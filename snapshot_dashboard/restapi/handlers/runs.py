@@ -76,13 +76,7 @@ def list_runs(request, service):
         runs = runs.filter(state=state)
     if request.GET.get('server_id'):
         runs = runs.filter(server_id=request.GET['server_id'])
-    try:
-        limit = int(request.GET.get('limit', LIST_LIMIT))
-    except ValueError:
-        limit = 0
-    if not 0 < limit <= MAX_LIST_LIMIT:
-        raise web.HTTPError(400, 'limit must be from 1 to %d.'
-                            % MAX_LIST_LIMIT)
+    limit = common.limit(request, LIST_LIMIT, MAX_LIST_LIMIT)
     return 200, {'runs': [view(run) for run in
                           runs.order_by('-created_at')[:limit]]}
 
