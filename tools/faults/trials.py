@@ -46,8 +46,9 @@ cloud answers again. After each trial it checks the project's promises:
 
 It prints a table per fault, each broken promise with the trial, fault,
 step and what was left, and exits 1 if any trial broke one (2 if the
-harness itself failed on every trial). It deletes the sets and the
-leftovers it finds afterwards. Asserts nothing.
+harness could not judge some trial: a clean run judged every one). It
+deletes the sets and the leftovers it finds afterwards, and what the run
+of a trial it could not judge made. Asserts nothing.
 """
 
 import argparse
@@ -213,8 +214,10 @@ class Services:
     def _service_up(listed, since):
         for service in listed:
             updated = parse_time(service.updated_at)
+            # Reported after ``since``: by the new process (the database
+            # keeps whole seconds, so the second of ``since`` is not enough).
             if service.state == 'up' and (since is None or (
-                    updated and updated >= since.replace(microsecond=0))):
+                    updated and updated > since)):
                 return True
         return False
 
@@ -469,6 +472,19 @@ class Harness:
         except OSError:
             return set()
 
+    def copy_times(self, copies):
+        """When the agent made each copy's folder, as naive UTC."""
+        times = []
+        for capture_id in copies:
+            try:
+                made = os.stat(os.path.join(self.services.capture_dir,
+                                            capture_id)).st_mtime
+            except OSError:
+                continue
+            times.append(datetime.datetime.fromtimestamp(
+                made, datetime.UTC).replace(tzinfo=None))
+        return times
+
     # -- running ------------------------------------------------------------
 
     def run_trial(self, trial):
@@ -479,20 +495,49 @@ class Harness:
         if trial.failing_volumes:
             self.switch(trial.failing_volumes)
         try:
-            if trial.mode == 'service':
-                watch, opened_at = self.through_service(trial, server)
-            else:
-                watch, opened_at = self.in_process(trial, server)
-        finally:
-            if trial.failing_volumes:
-                self.switch(None)
-        self.finish_watch(trial, watch, opened_at)
-        started_services = self.services.ensure_all()
-        if started_services:
-            trial.notes.append('had to start %s' % ', '.join(
-                started_services))
+            try:
+                if trial.mode == 'service':
+                    watch, opened_at = self.through_service(trial, server)
+                else:
+                    watch, opened_at = self.in_process(trial, server)
+            finally:
+                if trial.failing_volumes:
+                    self.switch(None)
+            self.finish_watch(trial, watch, opened_at)
+            started_services = self.services.ensure_all()
+            if started_services:
+                trial.notes.append('had to start %s' % ', '.join(
+                    started_services))
+        except BaseException:
+            # Not judged: what its run made must not fill the project's
+            # quota for the trials after it.
+            self.discard(trial, server, before_runs, before_captures)
+            raise
         self.judge(trial, server, before_runs, before_captures)
         trial.seconds = time.monotonic() - started
+
+    def discard(self, trial, server, before_runs, before_captures):
+        """Delete what the runs of a trial that was not judged made: its
+        sets, then whatever else carries their tags, and new agent copies.
+        """
+        try:
+            self.services.ensure_all()
+            tagged = self.settle(trial, server, before_runs)
+            run_ids = set(trial.run_ids) | set(trial.new_runs)
+            for run_id in run_ids:
+                for item in tagged.get(run_id, []):
+                    if (item[0] == 'image' and item[4].get(
+                            properties.SET_ID) == item[1]
+                            and item[1] not in trial.set_ids):
+                        trial.set_ids.append(item[1])
+            tagged = self.tagged()
+            self.clean(trial, [
+                (run_id, kind, resource_id, status)
+                for run_id in run_ids for kind, resource_id, status, _, _
+                in tagged.get(run_id, [])], server,
+                self.captures() - before_captures)
+        except Exception as e:  # noqa: BLE001 - noted; the trial failed
+            trial.notes.append('discarding what the trial made: %s' % e)
 
     def switch(self, volume_ids):
         path = os.path.join(self.services.loop_dir, SWITCH)
@@ -687,10 +732,13 @@ class Harness:
             trial.stray = 'the run failed (%s), yet it left set %s' % (
                 trial.run_error, ', '.join(s[1] for s in found_sets))
         leftovers = self.leftovers(mine, members)
-        if leftovers and self.reap:
-            # Past the grace of the newest leftover, by the cloud's clock.
-            newest = max((parse_time(item[3]) for items in mine.values()
-                          for item in items), default=None)
+        copies = self.captures() - before_captures
+        if (leftovers or copies) and self.reap:
+            # Past the grace of the newest leftover, by the cloud's clock
+            # (an agent copy's, by its folder's).
+            newest = max([parse_time(item[3]) for items in mine.values()
+                          for item in items] + self.copy_times(copies),
+                         default=None)
             if newest is not None:
                 wait_s = self.args.reap_grace + 2 - (
                     utcnow() - newest).total_seconds()
@@ -970,8 +1018,8 @@ def main(argv=None):
         print(table(trials, seed))
     if any(t.broken for t in trials):
         return 1
-    if trials and all(t.harness_error for t in trials):
-        return 2
+    if any(t.harness_error for t in trials):
+        return 2  # not every trial was judged: not a clean run
     return 0
 
 

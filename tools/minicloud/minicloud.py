@@ -59,6 +59,22 @@ def boot_time():
     return 0
 
 
+def alive(pid):
+    """Whether ``pid`` runs. A process that died as a child of this one
+    (the fault trials kill and start services from one process) stays a
+    zombie until waited for: it is reaped here, and counts as dead."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent, or init, reaps it
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
 def descendants(pids):
     """``pids`` and every process below them (their children, and so on)."""
     children = {}
@@ -246,11 +262,7 @@ class MiniCloud:
                 return None  # written before a reboot: another process now
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
+        return pid if alive(pid) else None
 
     def start(self, name):
         if self.pid_of(name):
@@ -269,13 +281,6 @@ class MiniCloud:
     @staticmethod
     def stop_pids(pids, grace_s=20):
         """SIGTERM to all at once, SIGKILL to what still runs after grace."""
-        def alive(pid):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return False
-            return True
-
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
