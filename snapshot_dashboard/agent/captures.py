@@ -70,10 +70,15 @@ class Capture:
     # The owner project of the server when the capture was made (Nova's
     # metadata): who may show, export or delete it, without asking libvirt.
     project: str | None = None
+    # The run that asked for it (``properties.RUN`` of the run's volume
+    # snapshots and images): what the worker's reaper goes by.
+    run: str | None = None
+    made_at: float = 0.0  # Captures.clock() when the capture was asked for
 
     def to_dict(self):
         return {'id': self.id, 'server': self.server, 'state': self.state,
-                'lease': self.lease, 'began_ms': round(self.began_ms, 1),
+                'lease': self.lease, 'run': self.run,
+                'began_ms': round(self.began_ms, 1),
                 'error': self.error, 'progress': dict(self.progress),
                 'drives': [{'device': d['device'], 'format': d['format'],
                             'virtual_size': d.get('virtual_size')}
@@ -118,9 +123,9 @@ class Captures:
         return any(c.server == server and c.state in (COPYING, EXPORTING)
                    for c in self._captures.values())
 
-    def begin(self, guest, devices):
+    def begin(self, guest, devices, run=None):
         """Start copying ``devices`` (target devs such as ``vda``) of the
-        guest as they are now. Returns the Capture."""
+        guest as they are now, for ``run``. Returns the Capture."""
         xml = guest.domain.XMLDesc(0)
         drives = {d['device']: d for d in guest.local_drives(xml)}
         unknown = sorted(set(devices) - set(drives))
@@ -146,7 +151,8 @@ class Captures:
                 drives=[dict(drives[d], source=drives[d]['file'],
                              file=os.path.join(folder, d + '.' + FORMAT),
                              format=FORMAT) for d in devices],
-                lease=None, began_ms=0.0, project=guest.owner_project())
+                lease=None, began_ms=0.0, project=guest.owner_project(),
+                run=run, made_at=self.clock())
             self._captures[capture_id] = capture
         backup = backup_xml(disk_targets(xml), set(devices), folder)
         started = time.monotonic()
@@ -170,6 +176,16 @@ class Captures:
             raise CaptureNotFound('No capture %s of server %s.'
                                   % (capture_id, server))
         return capture
+
+    def held(self):
+        """The captures that still hold copies nobody asked to export
+        (copying or copied), each with its age in seconds."""
+        now = self.clock()
+        with self._lock:
+            return [(capture, now - capture.made_at)
+                    for capture in self._captures.values()
+                    if capture.state in (COPYING, COPIED)
+                    and not capture.exports]
 
     def export(self, capture, images, upload):
         """Upload each copy to its image, in the order of ``images`` (device

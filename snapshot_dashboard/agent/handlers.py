@@ -12,6 +12,7 @@ libvirt that cannot be reached (libvirtd restarting for longer than
 
 import functools
 import logging
+import re
 
 import libvirt
 
@@ -22,6 +23,7 @@ from snapshot_dashboard.agent import leases as leases_module
 
 LOG = logging.getLogger(__name__)
 
+RUN_ID = re.compile(r'[A-Za-z0-9-]{1,64}')
 # The Guest method that ends each kind of lease.
 RELEASES = {leases_module.FREEZE: 'thaw', leases_module.PAUSE: 'resume'}
 
@@ -63,13 +65,16 @@ def authorize(request, guest, agent):
     _authorize_owner(request, agent, guest.uuid, guest.owner_project())
 
 
+def _privileged(request, agent):
+    return bool({r.strip() for r in request.environ.get(
+        'HTTP_X_ROLES', '').split(',')} & agent.privileged_roles)
+
+
 def _authorize_owner(request, agent, server, owner):
     """The caller's project must be ``owner`` (the server's project in
     Nova's metadata; None: not a Nova guest), or it has a privileged
     role."""
-    roles = {r.strip() for r in request.environ.get('HTTP_X_ROLES',
-                                                    '').split(',')}
-    if roles & agent.privileged_roles:
+    if _privileged(request, agent):
         return
     project = request.environ.get('HTTP_X_PROJECT_ID')
     if not project or owner != project:
@@ -235,9 +240,27 @@ def create_capture(request, agent, uuid):
         if lease is None or lease.id != lease_id:
             raise web.HTTPError(409, 'Lease %s does not hold server %s now.'
                             % (lease_id, uuid))
-    capture = _capture_call(agent.captures.begin, guest, devices)
+    run = body.get('run')
+    if run is not None and not (isinstance(run, str)
+                                and RUN_ID.fullmatch(run)):
+        raise web.HTTPError(400, 'run must be the id of the run that asks '
+                        '(letters, digits, "-", at most 64).')
+    capture = _capture_call(agent.captures.begin, guest, devices, run)
     capture.lease = lease_id
     return 201, {'capture': capture.to_dict()}
+
+
+def list_captures(request, agent):
+    """The copies held for nobody yet (copying, or copied and not asked
+    to be exported), on every server: for the worker's reaper, so only a
+    privileged role may list them."""
+    if not _privileged(request, agent):
+        raise web.HTTPError(403, 'Listing the captures of every server '
+                        'needs a privileged role.')
+    return 200, {'captures': [
+        dict(capture.to_dict(), project=capture.project,
+             age_s=round(age, 1))
+        for capture, age in agent.captures.held()]}
 
 
 def _capture(request, agent, uuid, capture_id):
@@ -282,6 +305,7 @@ def delete_capture(request, agent, uuid, capture_id):
 ROUTES = {path: {method: _libvirt_errors(handler)
                  for method, handler in methods.items()}
           for path, methods in {
+    '/v1/captures': {'GET': list_captures},
     '/v1/servers/{uuid}': {'GET': show_server},
     '/v1/servers/{uuid}/freeze': {'POST': freeze},
     '/v1/servers/{uuid}/thaw': {'POST': thaw},

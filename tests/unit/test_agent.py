@@ -437,6 +437,36 @@ def test_a_capture_of_a_server_nova_does_not_own_is_for_services_only(
     assert call(agent, 'DELETE', path, roles='admin')[0] == 200
 
 
+@pytest.mark.parametrize('run', ['', 7, 'a' * 65, 'run/../x', ['r']])
+def test_a_capture_for_a_malformed_run_is_refused(agent, domain, run,
+                                                  capture_dir):
+    status, body = call(agent, 'POST', captures_path(domain),
+                        {'devices': ['vda'], 'run': run})
+    assert status == 400
+    assert 'run must be' in body['message']
+    assert not capture_dir.exists() or not list(capture_dir.iterdir())
+
+
+def test_the_held_copies_are_listed_for_privileged_roles_only(
+        agent, domain, tmp_path, monkeypatch):
+    capture = made_capture(agent, domain, tmp_path)
+    capture.run = 'run-1'
+    no_libvirt(agent, monkeypatch)
+    status, body = call(agent, 'GET', '/v1/captures')
+    assert status == 403
+    status, body = call(agent, 'GET', '/v1/captures', project='p',
+                        roles='reader,service')
+    assert status == 200
+    listed, = body['captures']
+    assert (listed['id'], listed['run'], listed['server'],
+            listed['project']) == (capture.id, 'run-1', domain.UUIDString(),
+                                   OWNER)
+    assert listed['age_s'] >= 0
+    call(agent, 'DELETE', captures_path(domain) + '/' + capture.id)
+    assert call(agent, 'GET', '/v1/captures', roles='admin')[1] == {
+        'captures': []}
+
+
 def test_an_unknown_capture_is_404(agent, domain):
     for method, suffix, body in [('GET', '', None), ('DELETE', '', None),
                                  ('POST', '/export', {'images': [

@@ -270,3 +270,18 @@ def test_delete_removes_the_copies_while_libvirt_is_unreachable(captures):
     captures.delete(capture, Unreachable())
     assert capture.state == 'deleted'
     assert not os.path.exists(capture.folder)
+
+
+def test_the_held_copies_are_those_nobody_asked_to_export(tmp_path):
+    now = [100.0]
+    captures = captures_module.Captures(str(tmp_path), keep_s=600,
+                                        clock=lambda: now[0])
+    copying = captures.begin(Guest(BackupDomain()), ['vda'], run='run-1')
+    other = Guest(BackupDomain())
+    other.uuid = 'server-2'
+    exporting = captures.begin(other, ['vda'], run='run-2')
+    captures.export(exporting, {'vda': 'image-1'}, lambda i, p: None)
+    now[0] = 130.0
+    held = captures.held()
+    assert [(c.id, c.run, age) for c, age in held] == [
+        (copying.id, 'run-1', 30.0)]
