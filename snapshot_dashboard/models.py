@@ -200,9 +200,10 @@ class Schedule(models.Model):
 
 
 class ReapedResource(models.Model):
-    """A volume snapshot or image the reaper deleted: left by a run that
-    died (neither live nor part of a set), in any project. Shown to
-    admins (``GET /v1/reaped``), kept ``KEEP_DAYS``."""
+    """A volume snapshot, image or agent copy the reaper deleted (or
+    could not): left by a run that died (neither live nor part of a set),
+    in any project. Shown to admins (``GET /v1/reaped``), kept
+    ``KEEP_DAYS``."""
 
     KEEP_DAYS = 90
 
@@ -212,7 +213,12 @@ class ReapedResource(models.Model):
     project_id = models.CharField(max_length=64, db_index=True)
     resource_created_at = models.CharField(max_length=64, blank=True)
     reaped_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    outcome = models.TextField()  # 'deleted', or why it could not be
+    # 'deleted' (and how, when it took more), or 'not deleted: <why>'.
+    outcome = models.TextField()
+
+    @property
+    def deleted(self):
+        return self.outcome.startswith('deleted')
 
     class Meta:
         ordering = ('-reaped_at',)

@@ -70,11 +70,19 @@ class AgentClient:
     def resume(self, server_id, lease_id):
         return self._release('resume', server_id, lease_id)
 
-    def capture(self, server_id, devices, lease_id=None):
-        """Copy local drives (``vda``) as they are now, in one instant."""
+    def capture(self, server_id, devices, lease_id=None, run_id=None):
+        """Copy local drives (``vda``) as they are now, in one instant, for
+        the run ``run_id`` (the tag the reaper goes by)."""
+        body = {'devices': devices, 'lease': lease_id}
+        if run_id:
+            body['run'] = run_id
         return self._call('POST', '/v1/servers/%s/captures' % server_id,
-                          {'devices': devices, 'lease': lease_id},
-                          expect=(201,))[1]['capture']
+                          body, expect=(201,))[1]['capture']
+
+    def list_captures(self):
+        """The copies this agent holds for nobody yet, on every server,
+        with their ``run`` and ``age_s`` (a privileged role only)."""
+        return self._call('GET', '/v1/captures')[1]['captures']
 
     def show_capture(self, server_id, capture_id):
         return self._call('GET', '/v1/servers/%s/captures/%s'
@@ -122,6 +130,18 @@ class AgentLocator:
                 return None
             url = url.format(host=host)
         return AgentClient(clients.session, url, self.timeout_s)
+
+    def every(self, clients):
+        """The agent of every compute host, acting with ``clients`` (which
+        must see the hosts: the service credential's)."""
+        if '{host}' not in self.url_template:
+            urls = {self.url_template}
+        else:
+            urls = {self.url_template.format(host=service.host)
+                    for service in clients.nova.services.list(
+                        binary='nova-compute')}
+        return [AgentClient(clients.session, url, self.timeout_s)
+                for url in sorted(urls)]
 
 
 def probe(agent_client, server_id):

@@ -221,13 +221,15 @@ class AgentDiskCapturer(Capturer):
         try:
             taken = self.agent.capture(server_id,
                                        [_dev(d.name) for d in devices],
-                                       self.context.lease_id)
+                                       self.context.lease_id,
+                                       self.context.run_id)
         except agent_module.AgentError as e:
             raise errors.CaptureFailed(
                 'The compute-side agent could not copy %s: %s'
                 % (', '.join(d.name for d in devices), e)) from e
-        # A copy whose answer was lost is removed by the agent itself
-        # after ``capture_keep``.
+        # A copy whose answer was lost carries the run's id: the reaper
+        # removes it once the run is dead, the agent itself after
+        # ``capture_keep`` at the latest.
         self.capture_id = taken['id']
         resource = events.Resource(events.AGENT_COPY, taken['id'])
         rollback.add(resource, self.agent.delete_capture, server_id,

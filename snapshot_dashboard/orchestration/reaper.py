@@ -14,9 +14,22 @@ set's own image is never deleted), and it is older than the grace. A set
 whose image never became usable (its upload failed and its run died, or
 could not remove it) is a leftover like the rest.
 
+Copies a compute-side agent holds for a run (the drives it copied, not yet
+asked to upload) carry the run's id too; the reaper lists them on every
+agent (``agents``, as the service user: a privileged role) and removes the
+copies of a run that is not live, older than the grace. The agent removes a
+copy nobody exported after its own ``capture_keep`` in any case: with the
+default grace that comes first, and the reaper only catches what an agent
+configured to keep copies longer leaves.
+
+A volume snapshot that Cinder left ``creating`` or ``deleting`` (its
+cinder-volume died while making or removing it; Cinder refuses to delete it
+and never moves it on) is set to ``error`` first, as an admin would with
+``cinder snapshot-reset-state``, then deleted; only once it has not moved
+for the grace (``updated_at``), so a slow backend is never cut short.
+
 The grace must be longer than a run can take: the window, then the upload
-of its images (``run.UPLOAD_TIMEOUT_S``). Agent copies are not listed by any
-API: the agent removes a copy nobody exported after ``capture_keep``.
+of its images (``run.UPLOAD_TIMEOUT_S``).
 """
 
 import dataclasses
@@ -25,7 +38,9 @@ import logging
 
 from cinderclient import exceptions as cinder_exceptions
 from glanceclient import exc as glance_exceptions
+from keystoneauth1 import exceptions as ks_exceptions
 
+from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import properties
@@ -37,6 +52,9 @@ LOG = logging.getLogger(__name__)
 # A run ends within its window budget and UPLOAD_TIMEOUT_S; twice that.
 DEFAULT_GRACE_S = 2 * run_module.UPLOAD_TIMEOUT_S
 SNAPSHOT_PROJECT = 'os-extended-snapshot-attributes:project_id'
+# Cinder's states a snapshot is never moved on from once the cinder-volume
+# working on it died.
+STUCK = frozenset({'creating', 'deleting', 'error_deleting'})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +64,10 @@ class Leftover:
     run_id: str
     project_id: str
     created_at: str
+    status: str = ''
+    # An agent copy's: the agent's URL and the server it copied.
+    agent_url: str = ''
+    server_id: str = ''
 
     def __str__(self):
         return '%s %s of run %s (project %s)' % (
@@ -96,9 +118,35 @@ def _made_by_a_run(image):
                 and image.get('instance_uuid') in (None, '', server))
 
 
-def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
+def _agent_copies(agents, now):
+    """The copies the agents hold for runs; an agent that cannot be asked
+    is logged and passed over (its copies go after its ``capture_keep``).
+    """
+    found = []
+    for agent in agents:
+        try:
+            held = agent.list_captures()
+        except (agent_module.AgentError,
+                ks_exceptions.ClientException) as e:
+            LOG.warning('Reaper could not list the copies of the agent at '
+                        '%s: %s', agent.url, e)
+            continue
+        for copy in held:
+            if not copy.get('run'):
+                continue  # not a run's: the agent's capture_keep ends it
+            made = now - datetime.timedelta(seconds=copy.get('age_s') or 0)
+            found.append(Leftover(
+                events.AGENT_COPY, copy['id'], copy['run'],
+                copy.get('project') or '', made.isoformat(),
+                copy.get('state') or '', agent.url, copy['server']))
+    return found
+
+
+def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None,
+                   agents=()):
     """What runs that are neither live nor packaged left, older than
-    ``grace_s``. ``clients`` must see every project (an admin's)."""
+    ``grace_s``. ``clients`` must see every project (an admin's); so must
+    ``agents`` (AgentClients acting as the service user)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     images = list(clients.glance.images.list(
         filters={'image_type': 'snapshot'}))
@@ -116,12 +164,20 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
              and not i.get(properties.PACKAGED_IN)]
     for snapshot in snapshots:
         metadata = getattr(snapshot, 'metadata', None) or {}
+        status = getattr(snapshot, 'status', '') or ''
+        if status in STUCK:
+            # Moved on within the grace: Cinder may still be at it.
+            idle = _age_s(getattr(snapshot, 'updated_at', None)
+                          or getattr(snapshot, 'created_at', None), now)
+            if idle is None or idle < grace_s:
+                continue
         if metadata.get(properties.RUN) and not metadata.get(
                 properties.PACKAGED_IN):
             found.append(Leftover(
                 events.VOLUME_SNAPSHOT, snapshot.id, metadata[properties.RUN],
                 getattr(snapshot, SNAPSHOT_PROJECT, '') or '',
-                getattr(snapshot, 'created_at', '') or ''))
+                getattr(snapshot, 'created_at', '') or '', status))
+    found.extend(_agent_copies(agents, now))
     leftovers = []
     for leftover in found:
         age = _age_s(leftover.created_at, now)
@@ -132,29 +188,48 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
         if is_live(leftover.run_id):
             continue
         leftovers.append(leftover)
-    # Snapshots first: an image of a set is the last thing to go.
-    return sorted(leftovers, key=lambda left: left.kind != events.
-                  VOLUME_SNAPSHOT)
+    # Copies and snapshots first: an image of a set is the last thing to go.
+    order = (events.AGENT_COPY, events.VOLUME_SNAPSHOT)
+    return sorted(leftovers, key=lambda left: left.kind not in order)
 
 
-def reap(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None):
+def _delete(clients, agents, leftover):
+    """Delete one leftover; the text to record."""
+    if leftover.kind == events.AGENT_COPY:
+        agents[leftover.agent_url].delete_capture(leftover.server_id,
+                                                  leftover.id)
+        return 'deleted'
+    if leftover.kind != events.VOLUME_SNAPSHOT:
+        capture.delete_image(clients.glance, leftover.id)
+        return 'deleted'
+    if leftover.status in STUCK:
+        # Cinder refuses to delete it as it is, and its cinder-volume
+        # will never move it on.
+        clients.cinder.volume_snapshots.reset_state(leftover.id, 'error')
+        clients.cinder.volume_snapshots.delete(leftover.id)
+        return 'deleted after a reset from %s to error' % leftover.status
+    clients.cinder.volume_snapshots.delete(leftover.id)
+    return 'deleted'
+
+
+def reap(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None, agents=()):
     """Delete ``find_leftovers``; returns (deleted, failures) as lists of
     (Leftover, text)."""
     deleted, failures = [], []
-    for leftover in find_leftovers(clients, is_live, grace_s, now):
+    agents = {agent.url: agent for agent in agents}
+    for leftover in find_leftovers(clients, is_live, grace_s, now,
+                                   agents.values()):
         try:
-            if leftover.kind == events.VOLUME_SNAPSHOT:
-                clients.cinder.volume_snapshots.delete(leftover.id)
-            else:
-                capture.delete_image(clients.glance, leftover.id)
+            outcome = _delete(clients, agents, leftover)
         except cinder_exceptions.NotFound:
             continue
         except (cinder_exceptions.ClientException,
-                glance_exceptions.HTTPException) as e:
+                glance_exceptions.HTTPException, agent_module.AgentError,
+                ks_exceptions.ClientException) as e:
             LOG.warning('Reaper could not delete %s: %s', leftover, e)
-            failures.append((leftover, str(e)))
+            failures.append((leftover, 'not deleted: %s' % e))
             continue
-        LOG.warning('Reaper deleted %s, left by a run that died',
-                    leftover)
-        deleted.append((leftover, 'deleted'))
+        LOG.warning('Reaper removed %s, left by a run that died: %s',
+                    leftover, outcome)
+        deleted.append((leftover, outcome))
     return deleted, failures

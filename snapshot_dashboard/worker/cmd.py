@@ -58,7 +58,7 @@ def main(argv=None):
                 'kind': record.kind, 'id': record.resource_id,
                 'run_id': record.run_id, 'project_id': record.project_id,
                 'outcome': record.outcome}))
-        return 1 if any(r.outcome != 'deleted' for r in records) else 0
+        return 0 if all(r.deleted for r in records) else 1
     worker = service.make_worker(poll_s=args.poll,
                                  heartbeat_s=args.heartbeat,
                                  stale_s=args.stale,

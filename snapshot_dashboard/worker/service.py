@@ -32,10 +32,27 @@ def is_live(run_id):
         state__in=models.ENDED, holding_server__isnull=True).exists()
 
 
+def agents(clients):
+    """The agent of every compute host (``SNAPSHOT_DASHBOARD_AGENT_URL``),
+    acting as the service user; none when no agent runs, or when Nova
+    cannot list the hosts now (the copies wait for the next pass, or for
+    the agent's own ``capture_keep``)."""
+    locator = credentials.agent_locator()
+    if locator is None:
+        return []
+    try:
+        return locator.every(clients)
+    except Exception:
+        LOG.exception('Reaper could not list the compute hosts')
+        return []
+
+
 def reap(clients, grace_s=reaper_module.DEFAULT_GRACE_S, now=None):
     """Delete what dead runs left in every project (``clients``: the
-    service user's) and record it for admins; returns the records."""
-    deleted, failures = reaper_module.reap(clients, is_live, grace_s, now)
+    service user's) and the agents' copies, and record it for admins;
+    returns the records."""
+    deleted, failures = reaper_module.reap(clients, is_live, grace_s, now,
+                                           agents(clients))
     records = [models.ReapedResource.objects.create(
         kind=leftover.kind, resource_id=leftover.id,
         run_id=leftover.run_id, project_id=leftover.project_id,

@@ -474,3 +474,19 @@ class ReaperTests(TestCase):
             set(models.ReapedResource.objects.values_list('run_id',
                                                           'outcome')))
         self.assertTrue(kept <= set(cloud.snapshots) | set(cloud.images))
+
+    def test_what_could_not_be_reaped_is_recorded_as_not_deleted(self):
+        from snapshot_dashboard.worker import service
+        from tests.unit import fakes
+        from tests.unit import test_reaper
+        cloud = fakes.FakeCloud()
+        server = cloud.add_server(volumes=[('/dev/vdb', 1)])
+        ended = queued(state=models.FAILED)
+        test_reaper.dead_run(cloud, server, str(ended.pk))
+        cloud.fail_at.add('cinder.snapshot_delete')
+        records = {r.kind: r for r in service.reap(
+            cloud, now=test_reaper.A_DAY_LATER)}
+        snapshot = records['volume-snapshot']
+        self.assertFalse(snapshot.deleted)
+        self.assertTrue(snapshot.outcome.startswith('not deleted: '))
+        self.assertTrue(records['image'].deleted)

@@ -318,6 +318,12 @@ class _Snapshots:
     def list(self, detailed=True, search_opts=None):
         return [self.get(sid) for sid in list(self.cloud.snapshots)]
 
+    def reset_state(self, snapshot_id, state):
+        snapshot = self.cloud.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise cinder_exceptions.NotFound(404, 'Snapshot not found')
+        snapshot['status'] = state
+
     def set_metadata(self, snapshot_id, metadata):
         snapshot = self.cloud.snapshots.get(snapshot_id)
         if snapshot is None:
@@ -443,6 +449,8 @@ class FakeAgent(agent.AgentClient):
         self.held = {}  # server -> 'freeze' | 'pause'
         self.leases = {}  # server -> lease id
         self.captures = {}  # id -> capture dict
+        self.copy_age_s = 0.0  # the age list_captures gives every copy
+        self.listable = True
         cloud.on_tick.append(self._upload)
 
     def server(self, server_id):
@@ -477,7 +485,7 @@ class FakeAgent(agent.AgentClient):
                     'held_ms': self.watchdog_held_ms}
         return {'id': lease_id, 'released_by': 'caller'}
 
-    def capture(self, server_id, devices, lease_id=None):
+    def capture(self, server_id, devices, lease_id=None, run_id=None):
         self.calls.append(('capture', server_id, tuple(devices), lease_id,
                            self.held.get(server_id)))
         if lease_id is not None and self.leases.get(server_id) != lease_id:
@@ -486,11 +494,20 @@ class FakeAgent(agent.AgentClient):
         capture_id = 'capture-%d' % len(self.calls)
         self.captures[capture_id] = {
             'id': capture_id, 'state': 'copied', 'exports': {},
+            'server': server_id, 'run': run_id, 'project':
+                self.cloud.project_id, 'age_s': self.copy_age_s,
             'drives': [{'device': d, 'format': 'qcow2'} for d in devices]}
         return dict(self.captures[capture_id])
 
     def show_capture(self, server_id, capture_id):
         return dict(self.captures[capture_id])
+
+    def list_captures(self):
+        if not self.listable:
+            raise agent.AgentError(503, 'libvirt is unreachable')
+        return [dict(c, age_s=self.copy_age_s) for c in
+                self.captures.values()
+                if c['state'] == 'copied' and not c['exports']]
 
     def export_capture(self, server_id, capture_id, images):
         self.calls.append(('export', server_id, tuple(images)))

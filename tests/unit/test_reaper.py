@@ -3,6 +3,7 @@
 import datetime
 import json
 
+from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import reaper
 from snapshot_dashboard.orchestration import run
@@ -145,3 +146,68 @@ def test_a_set_still_uploading_for_a_caller_who_did_not_wait_is_not_marked():
     assert snapshot_set.status != 'available'
     assert not any(properties.PACKAGED_IN in s['metadata']
                    for s in cloud.snapshots.values())
+
+
+def test_a_dead_runs_agent_copy_is_removed_and_a_live_ones_kept():
+    # A CLI run killed after the agent copied its local drive: the copy
+    # waits on the compute node for an export nobody will ask for.
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(ephemeral_gb=1)
+    agent = fakes.FakeAgent(cloud, copies=True)
+    dead = agent.capture(server, ['vda'], None, 'run-dead')
+    live = agent.capture(server, ['vdb'], None, 'run-live')
+    untagged = agent.capture(server, ['vda'])
+    agent.copy_age_s = 60
+    assert reaper.reap(cloud, lambda run_id: run_id == 'run-live',
+                       grace_s=120, agents=[agent]) == ([], [])
+    agent.copy_age_s = 7201
+    deleted, failures = reaper.reap(
+        cloud, lambda run_id: run_id == 'run-live', agents=[agent])
+    assert [(d.kind, d.id, d.run_id, d.server_id) for d, _ in deleted] == [
+        (events.AGENT_COPY, dead['id'], 'run-dead', server)]
+    assert failures == []
+    assert {c['id'] for c in agent.copies_held} == {live['id'],
+                                                    untagged['id']}
+
+
+def test_an_agent_that_cannot_be_asked_stops_no_reaper():
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(ephemeral_gb=1, volumes=VOLUMES)
+    agent = fakes.FakeAgent(cloud, copies=True)
+    agent.capture(server, ['vda'], None, 'run-dead')
+    agent.listable = False
+    left = dead_run(cloud, server, 'run-dead')
+    deleted, failures = reaper.reap(cloud, never_live, now=A_DAY_LATER,
+                                    agents=[agent])
+    assert {d.id for d, _ in deleted} == left
+    assert failures == []
+    assert len(agent.copies_held) == 1  # left to its capture_keep
+
+
+def test_a_snapshot_its_cinder_volume_left_creating_is_reset_and_deleted():
+    # cinder-volume killed while making it: Cinder refuses to delete it as
+    # it is and never moves it on.
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(volumes=VOLUMES)
+    volume = cloud.attachments[server][0]['volumeId']
+    stuck = cloud.cinder.volume_snapshots.create(
+        volume, force=True, metadata={properties.RUN: 'run-dead'})
+    assert cloud.snapshots[stuck.id]['status'] == 'creating'
+    deleted, failures = reaper.reap(cloud, never_live, now=A_DAY_LATER)
+    (leftover, outcome), = deleted
+    assert leftover.id == stuck.id
+    assert outcome == 'deleted after a reset from creating to error'
+    assert failures == []
+    assert stuck.id not in cloud.snapshots
+
+
+def test_a_snapshot_cinder_is_still_moving_on_is_left_alone():
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(volumes=VOLUMES)
+    volume = cloud.attachments[server][0]['volumeId']
+    deleting = cloud.cinder.volume_snapshots.create(
+        volume, force=True, metadata={properties.RUN: 'run-dead'})
+    cloud.snapshots[deleting.id].update(
+        status='deleting', updated_at='2026-11-25T23:30:00.000000')
+    assert reaper.reap(cloud, never_live, now=A_DAY_LATER) == ([], [])
+    assert cloud.snapshots[deleting.id]['status'] == 'deleting'
