@@ -115,12 +115,22 @@ class SnapshotSet:
     def snapshot_ids(self):
         return [d.snapshot_id for d in self.drives if d.snapshot_id]
 
-    def with_snapshot_statuses(self, statuses):
-        """The set's status given its snapshots' Cinder statuses by id
-        (a snapshot missing from ``statuses`` is gone)."""
+    @property
+    def member_image_ids(self):
+        """The images of its drives besides its own (ephemeral copies)."""
+        return [d.image_id for d in self.drives
+                if d.image_id and d.image_id != self.id]
+
+    def with_part_statuses(self, statuses, image_statuses):
+        """The set's status given its snapshots' Cinder statuses and its
+        other images' Glance statuses by id (a part missing from them is
+        gone): available only once every part is. The set's own image can
+        be active while a copy of its ephemeral disk is still uploading."""
         states = [self.status] + [
             SNAPSHOT_STATUSES.get(statuses.get(sid), ERROR)
-            for sid in self.snapshot_ids]
+            for sid in self.snapshot_ids] + [
+            IMAGE_STATUSES.get(image_statuses.get(iid), ERROR)
+            for iid in self.member_image_ids]
         for state in (ERROR, DELETING, CREATING):
             if state in states:
                 return dataclasses.replace(self, status=state)
@@ -135,17 +145,19 @@ def list_sets(clients, server_id=None, all_projects=False):
         filters['owner'] = clients.project_id
     if server_id:
         filters[properties.SERVER] = server_id
-    images = clients.glance.images.list(
+    images = list(clients.glance.images.list(
         filters=filters, sort_key='created_at', sort_dir='desc',
-        page_size=LIST_PAGE_SIZE)
+        page_size=LIST_PAGE_SIZE))
     found = [s for s in map(SnapshotSet.from_image, images) if s]
-    if not any(s.snapshot_ids for s in found):
-        return found
-    statuses = {snapshot.id: snapshot.status for snapshot in
-                clients.cinder.volume_snapshots.list(
-                    detailed=True,
-                    search_opts={'all_tenants': 1} if all_projects else None)}
-    return [s.with_snapshot_statuses(statuses) for s in found]
+    # A set's other images are snapshots of its server too: listed here.
+    image_statuses = {image['id']: image.get('status') for image in images}
+    statuses = {}
+    if any(s.snapshot_ids for s in found):
+        statuses = {snapshot.id: snapshot.status for snapshot in
+                    clients.cinder.volume_snapshots.list(
+                        detailed=True, search_opts={'all_tenants': 1}
+                        if all_projects else None)}
+    return [s.with_part_statuses(statuses, image_statuses) for s in found]
 
 
 def get_set(clients, set_id, any_project=False):
@@ -159,14 +171,20 @@ def get_set(clients, set_id, any_project=False):
     if snapshot_set is None or (not any_project
                                 and image.get('owner') != clients.project_id):
         raise errors.SetNotFound(set_id)
-    statuses = {}
+    statuses, image_statuses = {}, {}
     for snapshot_id in snapshot_set.snapshot_ids:
         try:
             statuses[snapshot_id] = clients.cinder.volume_snapshots.get(
                 snapshot_id).status
         except cinder_exceptions.NotFound:
             pass
-    return snapshot_set.with_snapshot_statuses(statuses)
+    for image_id in snapshot_set.member_image_ids:
+        try:
+            image_statuses[image_id] = clients.glance.images.get(
+                image_id).get('status')
+        except glance_exceptions.HTTPNotFound:
+            pass
+    return snapshot_set.with_part_statuses(statuses, image_statuses)
 
 
 def delete_set(clients, set_id, any_project=False):

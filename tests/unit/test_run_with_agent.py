@@ -221,3 +221,18 @@ def test_a_superseded_run_still_releases_its_own_lease(cloud):
     assert agent.held == {}
     assert agent.calls[-1] == ('thaw', server)
     assert cloud.snapshots  # left to the new owner
+
+
+def test_a_set_is_available_only_once_its_ephemeral_copy_is_in(cloud):
+    # Without the root, the set's own image carries no data and is active
+    # at once; the copy of the ephemeral disk is uploaded after it.
+    base_image(cloud)
+    server = cloud.add_server(ephemeral_gb=1)
+    agent = fakes.FakeAgent(cloud, copies=True)
+    snapshot_set = take(cloud, server, agent, devices=['/dev/vdb'])
+    assert cloud.images[snapshot_set.id]['status'] == 'active'
+    assert run.sets.get_set(cloud, snapshot_set.id).status == 'creating'
+    assert [s.status for s in run.sets.list_sets(cloud)] == ['creating']
+    cloud.tick()  # the agent's upload ends
+    assert run.sets.get_set(cloud, snapshot_set.id).status == 'available'
+    assert [s.status for s in run.sets.list_sets(cloud)] == ['available']
