@@ -35,7 +35,8 @@ cloud answers again. After each trial it checks the project's promises:
               from the fault on)
     torn      every set the run made passes tools/faults/consistency.py
               (a consistent cut, every drive checked) unless labelled
-              ``none``
+              ``none``; a set a killed CLI left unfinished (never usable)
+              is no set: its parts must go like any leftover
     duplicate at most one set per run
     stray     a run that failed left no set, one that succeeded left one
     leaked    once the run ended and the worker's reaper
@@ -813,9 +814,17 @@ class Harness:
         members = {set_id} | set(snapshot_set.snapshot_ids) | {
             d.image_id for d in snapshot_set.drives if d.image_id}
         if snapshot_set.status != sets.AVAILABLE:
-            # Not a set but what is left of one: its parts are leftovers.
-            trial.torn.append('set %s is %s: not a complete set' % (
-                set_id, snapshot_set.status))
+            # Not a set but what is left of one: its parts are leftovers,
+            # which the reaper must remove. A run killed while packaging
+            # leaves that; any other run must have ended as a set or as
+            # nothing.
+            if trial.run_state == 'killed':
+                trial.notes.append('set %s of the killed run is %s: its '
+                                   'parts are leftovers' % (
+                                       set_id, snapshot_set.status))
+            else:
+                trial.torn.append('set %s is %s: not a complete set' % (
+                    set_id, snapshot_set.status))
             return set()
         try:
             verdict, readings = consistency.check_set(self.demo, set_id)
