@@ -107,7 +107,7 @@ def _transient(error):
         error, 'http_status', None) in (502, 503, 504)
 
 
-def _report(progress, step, state, required=False, **fields):
+def report(progress, step, state, required=False, **fields):
     """Tell ``progress`` of a step. A callback that fails is logged and
     the run goes on, unless the record is ``required`` before the step (a
     window's intent) or the callback says the run is no longer this
@@ -158,26 +158,26 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     retention. ``progress`` hears every step as an ``events.Event``.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
-    _report(progress, events.PLAN, events.STARTED)
+    report(progress, events.PLAN, events.STARTED)
     context = capture.RunContext(run_id or str(uuid.uuid4()), server_id,
                                  clock=clock, description=description or '')
     capturers = capture.locate(clients, context, agent_locator)
     plan = plan_snapshot_set(clients, server_id, devices, capturers)
     context.set_name = name or default_set_name(plan)
-    _report(progress, events.PLAN, events.DONE,
+    report(progress, events.PLAN, events.DONE,
             drives=tuple(d.name for d in plan.devices))
 
-    _report(progress, events.PREFLIGHT, events.STARTED)
+    report(progress, events.PREFLIGHT, events.STARTED)
     window = window_module.choose_window(
         consistency, plan, clients, clock=clock, agent=capturers.agent,
         budget_s=budget_s, agent_status=capturers.agent_status)
     short = [c for c in preflight.check_quotas(clients, plan) if not c.ok]
     if short:
         raise errors.QuotaExceeded(short)
-    _report(progress, events.PREFLIGHT, events.DONE,
+    report(progress, events.PREFLIGHT, events.DONE,
             message=window.description)
 
-    rollback = Rollback(on_add=lambda resource: _report(
+    rollback = Rollback(on_add=lambda resource: report(
         progress, events.RESOURCE, events.DONE, resource=resource),
         clock=clock)
     try:
@@ -189,16 +189,16 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency, window)
         snapshot_set.schedule_id = schedule_id
-        _report(progress, events.PACKAGE, events.STARTED)
+        report(progress, events.PACKAGE, events.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
                                 capturers, rollback)
-        _report(progress, events.PACKAGE, events.DONE, set_id=snapshot_set.id)
+        report(progress, events.PACKAGE, events.DONE, set_id=snapshot_set.id)
         if wait:
-            _report(progress, events.UPLOAD, events.STARTED)
+            report(progress, events.UPLOAD, events.STARTED)
             snapshot_set = wait_until_usable(
                 clients, snapshot_set, clock,
                 upload_error=lambda: _upload_error(capturers))
-            _report(progress, events.UPLOAD, events.DONE)
+            report(progress, events.UPLOAD, events.DONE)
         if snapshot_set.status == sets.AVAILABLE:
             # Usable: the set's, for good (a set still uploading when the
             # caller does not wait is protected while its image is usable).
@@ -209,10 +209,10 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         raise
     except BaseException as e:
         with excutils.save_and_reraise_exception():
-            _report(progress, events.ROLLBACK, events.STARTED, message=str(e))
+            report(progress, events.ROLLBACK, events.STARTED, message=str(e))
             rollback.run()
             e.rollback_failures = rollback.failures
-            _report(progress, events.ROLLBACK,
+            report(progress, events.ROLLBACK,
                     events.FAILED if rollback.failures else events.DONE,
                     message='; '.join(rollback.failures) or None)
     return snapshot_set
@@ -259,7 +259,7 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
     clock = context.clock
     # The intent, recorded before anything is held: a process that finds
     # the run abandoned here releases what this one may have begun.
-    _report(progress, events.OPEN_WINDOW, events.STARTED,
+    report(progress, events.OPEN_WINDOW, events.STARTED,
             message=window.description, window=window.record(),
             required=True)
     opening = clock.now()
@@ -269,13 +269,13 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
         # The lease counts from before the hold; the drives from after it.
         window.open_ms = int((opened - opening) * 1000)
         context.lease_id = (getattr(window, 'lease', None) or {}).get('id')
-        _report(progress, events.OPEN_WINDOW, events.DONE,
+        report(progress, events.OPEN_WINDOW, events.DONE,
                 window=window.record())
         by_device = {d.name: capturers.for_device(d)[0]
                      for d in plan.devices}
         captures = _begin_all(plan, by_device, rollback)
         for c in captures:
-            _report(progress, events.CAPTURE, events.STARTED,
+            report(progress, events.CAPTURE, events.STARTED,
                     device=c.device.name)
         pending = list(captures)
         while pending:
@@ -283,7 +283,7 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
                 if by_device[c.device.name].reached(c):
                     c.reached_at = clock.now()
                     pending.remove(c)
-                    _report(progress, events.CAPTURE, events.DONE,
+                    report(progress, events.CAPTURE, events.DONE,
                             device=c.device.name)
             if pending:
                 if clock.now() - opened >= budget_s:
@@ -296,20 +296,20 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
                 # The new owner's recovery undoes the hold, perhaps has
                 # already; releasing it here could release the new owner's.
                 return
-            _report(progress, events.CLOSE_WINDOW, events.STARTED)
+            report(progress, events.CLOSE_WINDOW, events.STARTED)
             try:
                 window.close()
             except Exception as e:
                 LOG.exception('Closing the window after a failure failed')
-                _report(progress, events.CLOSE_WINDOW, events.FAILED,
+                report(progress, events.CLOSE_WINDOW, events.FAILED,
                         message=str(e))
             else:
-                _report(progress, events.CLOSE_WINDOW, events.DONE)
-    _report(progress, events.CLOSE_WINDOW, events.STARTED)
+                report(progress, events.CLOSE_WINDOW, events.DONE)
+    report(progress, events.CLOSE_WINDOW, events.STARTED)
     window.close()
     context.lease_id = None
     window_ms = int(round((clock.now() - opened) * 1000))
-    _report(progress, events.CLOSE_WINDOW, events.DONE, window_ms=window_ms)
+    report(progress, events.CLOSE_WINDOW, events.DONE, window_ms=window_ms)
     for c in captures:
         c.reached_at = int(round((c.reached_at - opened) * 1000))
     return captures, window_ms
