@@ -93,6 +93,32 @@ class DevicesChanged(SnapshotSetError):
         self.detached = sorted(detached)
 
 
+class SetNotUsable(SnapshotSetError):
+    def __init__(self, set_id, status):
+        super().__init__('Snapshot set %s is %s; only an available set can '
+                         'be restored.' % (set_id, status))
+        self.set_id = set_id
+        self.status = status
+
+
+class ServerNotAttachable(SnapshotSetError):
+    def __init__(self, server_name, status, task_state=None):
+        super().__init__(
+            'Server %s is %s; volumes can be attached to a server that is '
+            'active or shut off and not busy with another task.'
+            % (server_name, 'busy (%s)' % task_state if task_state
+               else status))
+
+
+class RestoreFailed(SnapshotSetError):
+    """A restore failed; what it made was removed (``rollback_failures``
+    names what could not be, yet)."""
+
+    def __init__(self, message, rollback_failures=()):
+        super().__init__(message)
+        self.rollback_failures = list(rollback_failures)
+
+
 class SetNotFound(SnapshotSetError):
     def __init__(self, set_id):
         super().__init__('No snapshot set %s in your project.' % set_id)

@@ -17,11 +17,14 @@ CAPTURE = 'capture'
 CLOSE_WINDOW = 'close-window'
 PACKAGE = 'package'
 UPLOAD = 'upload'
+# A restore's steps: a drive made again (as a new volume), then attached.
+RESTORE = 'restore'
+ATTACH = 'attach'
 ROLLBACK = 'rollback'
 # Not a step: something was created (and its undo registered).
 RESOURCE = 'resource'
 STEPS = (PLAN, PREFLIGHT, OPEN_WINDOW, CAPTURE, CLOSE_WINDOW, PACKAGE,
-         UPLOAD, ROLLBACK)
+         UPLOAD, RESTORE, ATTACH, ROLLBACK)
 
 # States of a step.
 STARTED = 'started'
@@ -32,8 +35,11 @@ FAILED = 'failed'
 VOLUME_SNAPSHOT = 'volume-snapshot'
 IMAGE = 'image'
 AGENT_COPY = 'agent-copy'  # local drives copied on the compute node
+VOLUME = 'volume'  # a drive of a set restored as a new volume
+ATTACHMENT = 'attachment'  # a restored volume attached (id: the volume's)
 RESOURCE_WORDS = {VOLUME_SNAPSHOT: 'volume snapshot', IMAGE: 'image',
-                  AGENT_COPY: 'agent copy'}
+                  AGENT_COPY: 'agent copy', VOLUME: 'volume',
+                  ATTACHMENT: 'attachment of volume'}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,13 @@ EXCLUDED = 'snapshot_set_excluded'  # JSON list of {device, reason}
 BOOTABLE = 'snapshot_set_bootable'
 SCHEDULE = 'snapshot_set_schedule'  # the backup schedule that made it
 
+# On every volume a restore makes, besides RUN: the set and the drive it
+# holds again ('<set id> <device>').
+RESTORED_FROM = 'snapshot_set_restored_from'
+# On a restored volume once its run succeeded: it is the user's from then
+# on (a recovery of the run keeps it).
+DELIVERED = 'snapshot_set_delivered'
+
 # On an image a set holds besides its own (an ephemeral copy): the set's id.
 MEMBER_OF = 'snapshot_set_member_of'
 # On every volume snapshot and image of a set once the set is packaged:

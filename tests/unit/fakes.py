@@ -62,6 +62,7 @@ class FakeCloud:
         self.snapshots = {}
         self.images = {}
         self.limits = {'maxTotalSnapshots': -1, 'totalSnapshotsUsed': 0,
+                       'maxTotalVolumes': -1, 'totalVolumesUsed': 0,
                        'maxTotalVolumeGigabytes': -1,
                        'totalGigabytesUsed': 0}
         self.image_limit = -1
@@ -105,6 +106,7 @@ class FakeCloud:
         self.volumes[volume_id] = {
             'id': volume_id, 'name': name, 'size': size,
             'status': 'available', 'bootable': str(bootable).lower(),
+            'metadata': {}, 'attachments': [],
             'volume_image_metadata': ({'hw_qemu_guest_agent': 'yes',
                                        'image_id': 'image-cirros',
                                        'checksum': 'abc', 'size': '1024'}
@@ -119,12 +121,15 @@ class FakeCloud:
             'device': device,
             'delete_on_termination': delete_on_termination})
         self.volumes[volume_id]['status'] = 'in-use'
+        self.volumes[volume_id]['attachments'] = [
+            {'server_id': server_id, 'device': device}]
 
     def detach(self, server_id, device):
         for attachment in list(self.attachments[server_id]):
             if attachment['device'] == device:
                 self.attachments[server_id].remove(attachment)
                 self.volumes[attachment['volumeId']]['status'] = 'available'
+                self.volumes[attachment['volumeId']]['attachments'] = []
 
     # -- time --------------------------------------------------------------
 
@@ -137,6 +142,10 @@ class FakeCloud:
                         snapshot['status'] = (
                             'error' if 'cinder.snapshot_status' in
                             self.fail_at else 'available')
+            for volume in self.volumes.values():
+                if volume['status'] == 'creating':
+                    volume['status'] = ('error' if 'cinder.volume_status'
+                                        in self.fail_at else 'available')
             for server in self.servers.values():
                 self._advance_server(server)
             for hook in list(self.on_tick):
@@ -251,6 +260,28 @@ class _ServerVolumes:
         self.cloud.nova.servers._get(server_id)
         return [Resource(a) for a in self.cloud.attachments[server_id]]
 
+    def create_server_volume(self, server_id, volume_id, device=None):
+        cloud = self.cloud
+        cloud.nova.servers._get(server_id)
+        cloud.check('nova.attach', nova_exceptions.ClientException(
+            500, 'attach failed'))
+        volume = cloud.volumes.get(volume_id)
+        if volume is None or volume['status'] != 'available':
+            raise nova_exceptions.BadRequest(400, 'volume not available')
+        used = {a['device'] for a in cloud.attachments[server_id]}
+        device = next('/dev/vd%s' % c for c in 'bcdefghijklmnop'
+                      if '/dev/vd%s' % c not in used)
+        cloud.attach(server_id, volume_id, device)
+        return Resource(id=volume_id, device=device)
+
+    def delete_server_volume(self, server_id, volume_id):
+        cloud = self.cloud
+        for attachment in cloud.attachments[server_id]:
+            if attachment['volumeId'] == volume_id:
+                cloud.detach(server_id, attachment['device'])
+                return
+        raise nova_exceptions.NotFound(404, 'volume not attached')
+
 
 class _Cinder:
     def __init__(self, cloud):
@@ -267,6 +298,45 @@ class _Volumes:
         if volume_id not in self.cloud.volumes:
             raise cinder_exceptions.NotFound(404, 'Volume not found')
         return Resource(copy.deepcopy(self.cloud.volumes[volume_id]))
+
+    def create(self, size, snapshot_id=None, name=None, description=None,
+               imageRef=None, metadata=None):  # noqa: N803 - Cinder's name
+        cloud = self.cloud
+        cloud.check('cinder.volume_create',
+                    cinder_exceptions.ClientException(500, 'create failed'))
+        source = (cloud.snapshots.get(snapshot_id) if snapshot_id
+                  else cloud.images.get(imageRef))
+        if source is None:
+            raise cinder_exceptions.NotFound(404, 'source not found')
+        volume_id = cloud.add_volume(name, size)
+        cloud.volumes[volume_id].update(
+            status='creating', metadata=dict(metadata or {}),
+            description=description, snapshot_id=snapshot_id,
+            image_id=imageRef)
+        cloud.check('cinder.volume_create_answer',
+                    cinder_exceptions.ConnectionError('connection reset'))
+        return Resource(id=volume_id, status='creating')
+
+    def delete(self, volume_id):
+        volume = self.cloud.volumes.get(volume_id)
+        if volume is None:
+            raise cinder_exceptions.NotFound(404, 'Volume not found')
+        if volume['status'] not in ('available', 'error'):
+            raise cinder_exceptions.BadRequest(
+                400, 'Volume status must be available or error')
+        del self.cloud.volumes[volume_id]
+
+    def list(self, detailed=True, search_opts=None):
+        wanted = (search_opts or {}).get('metadata') or {}
+        return [self.get(v['id']) for v in list(self.cloud.volumes.values())
+                if all(v['metadata'].get(k) == value
+                       for k, value in wanted.items())]
+
+    def set_metadata(self, volume_id, metadata):
+        volume = self.cloud.volumes.get(volume_id)
+        if volume is None:
+            raise cinder_exceptions.NotFound(404, 'Volume not found')
+        volume['metadata'].update(metadata)
 
 
 class _Snapshots:

@@ -1,0 +1,307 @@
+"""Restoring a set's drives as new volumes (no Django).
+
+Any drive of an available set comes back as a new Cinder volume of the
+caller's project, made with the caller's own rights: a volume drive from
+its Cinder snapshot, the root or ephemeral disk from its image (Cinder
+writes the image into the volume). Optionally every new volume is then
+attached to ``attach_to``, a server of the project, at its next free
+device.
+
+Each volume is named ``<set name> <device>``, and tagged with the run
+(``properties.RUN``) and what it holds again (``properties.RESTORED_FROM``:
+``<set id> <device>``). Its undo is registered before it is asked for, as a
+set's are: a failure removes every volume the run made (detached first),
+found by id or, when Cinder's answer was lost, by the run's tag, and never
+a volume the run did not make. Once everything is done the volumes are
+marked ``properties.DELIVERED``: they are the user's, and a recovery of the
+run keeps them. Nothing the set holds is changed, and no volume or server
+in use is touched except to attach the new volumes.
+"""
+
+import dataclasses
+import functools
+import logging
+import uuid
+
+from cinderclient import exceptions as cinder_exceptions
+from novaclient import exceptions as nova_exceptions
+
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import events
+from snapshot_dashboard.orchestration import preflight
+from snapshot_dashboard.orchestration import properties
+from snapshot_dashboard.orchestration import run as run_module
+from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import window as window_module
+
+LOG = logging.getLogger(__name__)
+
+# Cinder writes a volume from an image (download, conversion) in minutes.
+VOLUME_TIMEOUT_S = 900
+ATTACH_TIMEOUT_S = 300
+POLL_S = 2
+ATTACHABLE = ('ACTIVE', 'SHUTOFF')
+
+
+@dataclasses.dataclass(frozen=True)
+class RestorePlan:
+    snapshot_set: sets.SnapshotSet
+    drives: tuple  # sets.Drive, in the set's order
+    server_id: str | None = None  # attach to
+    server_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredVolume:
+    device: str  # the drive of the set
+    volume_id: str
+    attached_as: str | None = None  # the device on ``attach_to``
+
+
+def plan_restore(clients, set_id, devices=None, attach_to=None):
+    """What restoring ``devices`` (None: every drive) of the set would
+    make; raises a SnapshotSetError (nothing made) when it cannot be."""
+    snapshot_set = sets.get_set(clients, set_id)
+    if snapshot_set.status != sets.AVAILABLE:
+        raise errors.SetNotUsable(set_id, snapshot_set.status)
+    drives = {d.name: d for d in snapshot_set.drives}
+    chosen = list(drives) if devices is None else list(dict.fromkeys(devices))
+    if not chosen:
+        raise errors.NothingSelected()
+    unknown = set(chosen) - set(drives)
+    if unknown:
+        raise errors.UnknownDevices(unknown, drives)
+    missing = [name for name in chosen
+               if not (drives[name].snapshot_id or drives[name].image_id)]
+    if missing:
+        raise errors.RestoreFailed('The set holds nothing for %s.'
+                                   % ', '.join(missing))
+    server_name = None
+    if attach_to:
+        try:
+            server = clients.nova.servers.get(attach_to)
+        except nova_exceptions.NotFound:
+            raise errors.ServerNotFound(attach_to) from None
+        if server.tenant_id != clients.project_id:
+            raise errors.ServerNotFound(attach_to)
+        task_state = getattr(server, 'OS-EXT-STS:task_state', None)
+        if server.status not in ATTACHABLE or task_state:
+            raise errors.ServerNotAttachable(server.name, server.status,
+                                             task_state)
+        server_name = server.name
+    _check_quota(clients, [drives[name] for name in chosen])
+    return RestorePlan(snapshot_set, tuple(drives[name] for name in chosen),
+                       attach_to or None, server_name)
+
+
+def _check_quota(clients, drives):
+    limits = {limit.name: limit.value
+              for limit in clients.cinder.limits.get().absolute}
+    checks = [
+        _quota('volumes', len(drives), limits, 'totalVolumesUsed',
+               'maxTotalVolumes'),
+        _quota('volume gigabytes', sum(d.size_gb or 1 for d in drives),
+               limits, 'totalGigabytesUsed', 'maxTotalVolumeGigabytes')]
+    short = [check for check in checks if not check.ok]
+    if short:
+        raise errors.QuotaExceeded(short)
+
+
+def _quota(resource, needed, limits, used, limit):
+    return preflight.QuotaCheck(resource, needed, limits.get(used, 0),
+                                limits.get(limit, preflight.UNLIMITED))
+
+
+def restore_as_volumes(clients, set_id, devices=None, attach_to=None,
+                       run_id=None, progress=None, clock=window_module.Clock):
+    """Restore ``devices`` of the set as new volumes (attached to
+    ``attach_to`` if given) and return a RestoredVolume each. Raises a
+    SnapshotSetError with everything it made removed (``RestoreFailed``
+    names what could not be, in ``rollback_failures``)."""
+    report = functools.partial(run_module.report, progress)
+    report(events.PLAN, events.STARTED)
+    plan = plan_restore(clients, set_id, devices, attach_to)
+    report(events.PLAN, events.DONE,
+           drives=tuple(d.name for d in plan.drives))
+    run_id = run_id or str(uuid.uuid4())
+    rollback = run_module.Rollback(on_add=lambda resource: report(
+        events.RESOURCE, events.DONE, resource=resource), clock=clock)
+    try:
+        volumes = {}
+        for drive in plan.drives:
+            report(events.RESTORE, events.STARTED, device=drive.name)
+            volumes[drive.name] = _new_volume(clients, plan, drive, run_id,
+                                              rollback, clock)
+        for drive in plan.drives:
+            _wait_for_volume(clients, volumes[drive.name], clock,
+                             VOLUME_TIMEOUT_S, ('available',))
+            report(events.RESTORE, events.DONE, device=drive.name)
+        restored = []
+        for drive in plan.drives:
+            attached_as = None
+            if plan.server_id:
+                report(events.ATTACH, events.STARTED, device=drive.name)
+                attached_as = _attach(clients, plan.server_id,
+                                      volumes[drive.name], clock, rollback)
+                report(events.ATTACH, events.DONE, device=drive.name,
+                       message='%s attached to %s as %s' % (
+                           drive.name, plan.server_name, attached_as))
+            restored.append(RestoredVolume(drive.name, volumes[drive.name],
+                                           attached_as))
+        for volume in restored:
+            clients.cinder.volumes.set_metadata(
+                volume.volume_id, {properties.DELIVERED: 'True'})
+    except Exception as e:
+        report(events.ROLLBACK, events.STARTED)
+        rollback.run()
+        report(events.ROLLBACK, events.DONE, message=(
+            'could not remove: %s' % '; '.join(rollback.failures)
+            if rollback.failures else 'removed everything the restore made'))
+        if isinstance(e, errors.SnapshotSetError) and not isinstance(
+                e, errors.RestoreFailed):
+            message = str(e)
+        else:
+            message = 'The drives could not be restored: %s' % e
+        raise errors.RestoreFailed(message, rollback.failures) from e
+    return restored
+
+
+def _new_volume(clients, plan, drive, run_id, rollback, clock):
+    """Ask Cinder for the drive's new volume; its undo first."""
+    tag = '%s %s' % (plan.snapshot_set.id, drive.name)
+    metadata = {properties.RUN: run_id, properties.RESTORED_FROM: tag}
+    pending = events.Resource(events.VOLUME, tag)
+    found = {}
+    rollback.add(pending, _undo_volume, clients.cinder, run_id, tag, found,
+                 clock)
+    source = ({'snapshot_id': drive.snapshot_id} if drive.snapshot_id
+              else {'imageRef': drive.image_id})
+    volume = clients.cinder.volumes.create(
+        drive.size_gb or 1, name='%s %s' % (plan.snapshot_set.name,
+                                            drive.name)[:255],
+        description='Drive %s of snapshot set %s, restored.' % (
+            drive.name, plan.snapshot_set.id),
+        metadata=metadata, **source)
+    found['id'] = volume.id
+    rollback.created(events.Resource(events.VOLUME, volume.id))
+    return volume.id
+
+
+def _undo_volume(cinder, run_id, tag, found, clock):
+    """Delete the volume made for ``tag``: the one Cinder answered with,
+    or the ones carrying this run's tags when the answer was lost. Waits
+    for Cinder to finish making it (it refuses to delete it before)."""
+    ids = [found['id']] if found.get('id') else [
+        v.id for v in tagged_volumes(cinder, run_id)
+        if (v.metadata or {}).get(properties.RESTORED_FROM) == tag]
+    for volume_id in ids:
+        try:
+            volume = cinder.volumes.get(volume_id)
+        except cinder_exceptions.NotFound:
+            continue
+        if (volume.metadata or {}).get(properties.RUN) != run_id:
+            LOG.error('Volume %s is not of run %s: kept', volume_id, run_id)
+            continue
+        if volume.status in ('creating', 'downloading'):
+            _wait_for_volume_settled(cinder, volume_id, clock)
+        cinder.volumes.delete(volume_id)
+
+
+def _wait_for_volume_settled(cinder, volume_id, clock, timeout_s=120):
+    deadline = clock.now() + timeout_s
+    while clock.now() < deadline:
+        status = cinder.volumes.get(volume_id).status
+        if status not in ('creating', 'downloading'):
+            return
+        clock.sleep(POLL_S)
+
+
+def _wait_for_volume(clients, volume_id, clock, timeout_s, wanted):
+    deadline = clock.now() + timeout_s
+    while True:
+        volume = clients.cinder.volumes.get(volume_id)
+        if volume.status in wanted:
+            return volume
+        if volume.status.startswith('error'):
+            raise errors.RestoreFailed('Cinder could not make volume %s '
+                                       '(%s).' % (volume_id, volume.status))
+        if clock.now() >= deadline:
+            raise errors.RestoreFailed('Volume %s is still %s after %d s.'
+                                       % (volume_id, volume.status,
+                                          timeout_s))
+        clock.sleep(POLL_S)
+
+
+def _attach(clients, server_id, volume_id, clock, rollback):
+    """Attach the volume to the server; the device it got."""
+    resource = events.Resource(events.ATTACHMENT, volume_id)
+    rollback.add(resource, _undo_attach, clients, server_id, volume_id,
+                 clock)
+    clients.nova.volumes.create_server_volume(server_id, volume_id)
+    rollback.created(resource)
+    volume = _wait_for_volume(clients, volume_id, clock, ATTACH_TIMEOUT_S,
+                              ('in-use',))
+    for attachment in volume.attachments or []:
+        if attachment.get('server_id') == server_id:
+            return attachment.get('device')
+    return None
+
+
+def _undo_attach(clients, server_id, volume_id, clock):
+    """Detach the restored volume, and wait until Cinder lets it go (its
+    own undo deletes it next)."""
+    try:
+        clients.nova.volumes.delete_server_volume(server_id, volume_id)
+    except nova_exceptions.NotFound:
+        return  # never attached
+    deadline = clock.now() + ATTACH_TIMEOUT_S
+    while clock.now() < deadline:
+        if clients.cinder.volumes.get(volume_id).status in ('available',
+                                                            'error'):
+            return
+        clock.sleep(POLL_S)
+
+
+def tagged_volumes(cinder, run_id):
+    """The volumes of the caller's project tagged with ``run_id``."""
+    return [v for v in cinder.volumes.list(search_opts={
+        'metadata': {properties.RUN: run_id}})
+        if (v.metadata or {}).get(properties.RUN) == run_id]
+
+
+def recover(clients, run_id, attach_to=None, clock=window_module.Clock):
+    """Finish or undo the restore of a run whose process died.
+
+    Volumes are marked delivered only once every one was made and
+    attached: if any is, the restore was done, and the rest are marked
+    too. Returns ({device: 'attached' | 'restored'}, [], []) then; else
+    (None, deleted, failures) once every volume of the run is detached
+    from ``attach_to`` and deleted (a volume attached anywhere else is
+    left, as a failure).
+    """
+    volumes = tagged_volumes(clients.cinder, run_id)
+    if any((v.metadata or {}).get(properties.DELIVERED) for v in volumes):
+        drives = {}
+        for volume in volumes:
+            clients.cinder.volumes.set_metadata(
+                volume.id, {properties.DELIVERED: 'True'})
+            device = (volume.metadata.get(properties.RESTORED_FROM) or
+                      ' ?').split(' ', 1)[1]
+            drives[device] = ('attached' if volume.status == 'in-use'
+                              else 'restored')
+        return drives, [], []
+    deleted, failures = [], []
+    for volume in volumes:
+        try:
+            servers = {a.get('server_id') for a in volume.attachments or []}
+            if servers - {attach_to}:
+                raise errors.RestoreFailed('attached to %s' % ', '.join(
+                    sorted(servers)))
+            if servers:
+                _undo_attach(clients, attach_to, volume.id, clock)
+            _undo_volume(clients.cinder, run_id, None, {'id': volume.id},
+                         clock)
+            deleted.append('volume %s' % volume.id)
+        except Exception as e:
+            failures.append('volume %s: %s' % (volume.id, e))
+    return None, deleted, failures
