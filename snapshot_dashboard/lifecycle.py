@@ -129,6 +129,21 @@ def queue_run(caller, server_id, server_name, devices, name, description,
         raise
 
 
+def queue_restore(caller, snapshot_set, devices, attach_to):
+    """Queue the restore of ``devices`` of the set as new volumes, with
+    a trust from the caller that ends with the run."""
+    trust = credentials.create_trust(
+        caller, datetime.timedelta(hours=RUN_TRUST_HOURS))
+    try:
+        return models.SnapshotRun.queue_restore(
+            project_id=caller.project_id, user_id=caller.user_id,
+            user_name=caller.user_name, snapshot_set=snapshot_set,
+            devices=devices, attach_to=attach_to, trust_id=trust.id)
+    except Exception:
+        credentials.delete_trust(trust.id)
+        raise
+
+
 def create_schedule(caller, **fields):
     """A schedule with a trust from the caller to the service user that
     lasts as long as the schedule (no expiry)."""

@@ -28,15 +28,23 @@ SUCCEEDED = 'succeeded'
 FAILED = 'failed'
 ENDED = (SUCCEEDED, FAILED)
 DEFAULT_BUDGET_S = 60
+# What a run does.
+CREATE = 'create'  # take a snapshot set of the server
+RESTORE_VOLUMES = 'restore-volumes'  # drives of set_id as new volumes
 
 
 class SnapshotRun(models.Model):
     STATES = ((QUEUED, _('Queued')), (RUNNING, _('Running')),
               (SUCCEEDED, _('Succeeded')), (FAILED, _('Failed')))
+    ACTIONS = ((CREATE, _('Take a snapshot set')),
+               (RESTORE_VOLUMES, _('Restore drives as new volumes')))
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4,
                           editable=False)
-    # Who asked, for what.
+    # Who asked, for what. A restore's server_id is the set's server, its
+    # set_id the set it restores from.
+    action = models.CharField(max_length=32, choices=ACTIONS, default=CREATE)
+    attach_to = models.CharField(max_length=64, blank=True)
     project_id = models.CharField(max_length=64, db_index=True)
     user_id = models.CharField(max_length=64)
     user_name = models.CharField(max_length=255, blank=True)
@@ -109,6 +117,18 @@ class SnapshotRun(models.Model):
             consistency=consistency, schedule=schedule, trust_id=trust_id,
             budget_s=budget_s or DEFAULT_BUDGET_S,
             drives=dict.fromkeys(devices or [], QUEUED))
+
+    @classmethod
+    def queue_restore(cls, *, project_id, user_id, user_name, snapshot_set,
+                      devices, attach_to, trust_id):
+        """Queue the restore of ``devices`` (None: every drive) of the set
+        as new volumes, attached to ``attach_to`` (a server id, or '')."""
+        return cls.objects.create(
+            action=RESTORE_VOLUMES, project_id=project_id, user_id=user_id,
+            user_name=user_name or '', server_id=snapshot_set.server_id,
+            set_id=snapshot_set.id, name=snapshot_set.name[:255],
+            devices=devices, attach_to=attach_to or '', consistency='',
+            trust_id=trust_id, drives=dict.fromkeys(devices or [], QUEUED))
 
 
 class Schedule(models.Model):

@@ -40,6 +40,7 @@ from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import recovery
+from snapshot_dashboard.orchestration import restore
 from snapshot_dashboard.orchestration import run as run_module
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window as window_module
@@ -87,7 +88,8 @@ def take(worker, run, hold=False, still=None, **changes):
     meets ``still``, or, with ``hold``, another run holds its server. The
     UPDATE names only this table's own row (MySQL refuses an UPDATE whose
     condition reads the same table)."""
-    if hold:
+    if hold and run.action == models.CREATE:
+        # A restore holds no guest: it takes no server.
         changes['holding_server'] = run.server_id
     try:
         with transaction.atomic():  # a savepoint inside claim()'s
@@ -104,11 +106,13 @@ def take(worker, run, hold=False, still=None, **changes):
 
 
 def claim_queued(worker):
-    """The oldest queued run of a server no other run holds."""
+    """The oldest queued run: a restore, or a set of a server no other
+    run holds."""
     busy = models.SnapshotRun.objects.filter(
         holding_server__isnull=False).values('holding_server')
     return claim(worker, models.SnapshotRun.objects.filter(
-        state=models.QUEUED).exclude(server_id__in=busy), hold=True,
+        state=models.QUEUED).exclude(server_id__in=busy,
+                                     action=models.CREATE), hold=True,
         state=models.RUNNING, started_at=functions.Now())
 
 
@@ -135,6 +139,12 @@ def write(run, **fields):
             pk=run.pk, claim=run.claim).update(**fields):
         raise errors.Superseded('Run %s was taken over by another worker.'
                                 % run.pk)
+
+
+# A drive's state in a run, by step: (started, done).
+DRIVE_STATES = {events.CAPTURE: ('capturing', 'captured'),
+                events.RESTORE: ('restoring', 'restored'),
+                events.ATTACH: ('attaching', 'attached')}
 
 
 class Recorder:
@@ -165,17 +175,16 @@ class Recorder:
             done = event.state == events.DONE
             if event.step == events.PLAN and done:
                 run.drives = dict.fromkeys(event.drives, models.QUEUED)
-            if event.step == events.CAPTURE and event.device:
-                run.drives[event.device] = (
-                    'capturing' if event.state == events.STARTED
-                    else 'captured')
+            if event.step in DRIVE_STATES and event.device:
+                run.drives[event.device] = DRIVE_STATES[event.step][
+                    event.state == events.DONE]
             if event.step == events.OPEN_WINDOW and event.window:
                 # At started: the intent, before anything is held.
                 run.window = event.window
             if event.step == events.CLOSE_WINDOW and done:
                 run.window = None
             if event.step == events.PACKAGE and done:
-                run.set_id = event.set_id
+                run.set_id = event.set_id  # a restore's is its source
             write(run, **{f: getattr(run, f) for f in self.FIELDS})
 
 
@@ -293,6 +302,9 @@ class Executor:
                             'stopped acting on it', run.pk, self.worker)
 
     def _execute(self, run, clock, heartbeat=None):
+        if run.action == models.RESTORE_VOLUMES:
+            self._restore(run, clock, heartbeat)
+            return
         recorder = Recorder(run, heartbeat)
         try:
             snapshot_set = run_module.create_snapshot_set(
@@ -326,6 +338,31 @@ class Executor:
         else:
             self._succeed(run, snapshot_set)
 
+    def _restore(self, run, clock, heartbeat=None):
+        try:
+            restored = restore.restore_as_volumes(
+                self.clients(run), run.set_id, devices=run.devices,
+                attach_to=run.attach_to or None, run_id=str(run.pk),
+                progress=Recorder(run, heartbeat), clock=clock)
+        except errors.Superseded:
+            raise
+        except errors.SnapshotSetError as e:
+            self._end(run, models.FAILED, error=_failed(str(e), e),
+                      cleanup=_rollback_text(e))
+        except ks_exceptions.Unauthorized:
+            self._end(run, models.FAILED, error=(
+                'The permission you gave for this restore has expired or '
+                'was revoked; ask again.'))
+        except Exception as e:
+            LOG.exception('Run %s failed', run.pk)
+            self._end(run, models.FAILED, error=_failed(
+                'The drives could not be restored: %s' % e, e),
+                cleanup=_rollback_text(e))
+        else:
+            self._end(run, models.SUCCEEDED, drives={
+                volume.device: 'attached' if volume.attached_as
+                else 'restored' for volume in restored})
+
     def _succeed(self, run, snapshot_set, cleanup=''):
         self._end(run, models.SUCCEEDED, set_id=snapshot_set.id,
                   achieved_consistency=snapshot_set.consistency,
@@ -357,6 +394,9 @@ class Executor:
                 schedules.mark_broken(schedule, reason)
 
     def _recover(self, run, clock, heartbeat=None):
+        if run.action == models.RESTORE_VOLUMES:
+            self._recover_restore(run, clock)
+            return
         try:
             user_clients = self.clients(run)
             released, closed = recovery.close_window(
@@ -398,6 +438,41 @@ class Executor:
         self._end(run, models.FAILED, cleanup=cleanup, error=(
             'The snapshot set was interrupted (its worker stopped) and '
             'nothing was kept.'))
+
+    def _recover_restore(self, run, clock):
+        """A restore whose worker died: the volumes it delivered are the
+        user's and end it as done; else what it made goes (detached
+        first) and it is queued again."""
+        try:
+            delivered, deleted, failures = restore.recover(
+                self.clients(run), str(run.pk), run.attach_to or None,
+                clock=clock)
+        except errors.Superseded:
+            raise
+        except Exception as e:
+            LOG.exception('Recovering run %s failed', run.pk)
+            self._end(run, models.FAILED, error=(
+                'The restore was interrupted and could not be cleaned up '
+                'automatically: %s' % e))
+            return
+        if delivered:
+            self._end(run, models.SUCCEEDED, cleanup='the restored volumes '
+                      'were delivered before the worker stopped, kept',
+                      drives=delivered)
+            return
+        cleanup = 'deleted: %s%s' % (
+            ', '.join(deleted) or 'nothing',
+            '; could not delete: %s' % ', '.join(failures)
+            if failures else '')
+        if run.attempts + 1 < MAX_ATTEMPTS and not failures:
+            write(run, state=models.QUEUED, worker='', claim='',
+                  heartbeat_at=None, attempts=run.attempts + 1, step='',
+                  cleanup=cleanup, resources=[])
+            run.refresh_from_db()
+            return
+        self._end(run, models.FAILED, cleanup=cleanup, error=(
+            'The restore was interrupted (its worker stopped) and nothing '
+            'was kept.'))
 
     def _adopt(self, run, clients, clock):
         """The set the dead worker packaged, once usable; None if it was

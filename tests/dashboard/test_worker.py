@@ -490,3 +490,131 @@ class ReaperTests(TestCase):
         self.assertFalse(snapshot.deleted)
         self.assertTrue(snapshot.outcome.startswith('not deleted: '))
         self.assertTrue(records['image'].deleted)
+
+
+class RestoreRunTests(TransactionTestCase):
+    """A restore run executed by the worker, and recovered after its
+    worker died, on the fake cloud."""
+
+    def setUp(self):
+        from snapshot_dashboard.orchestration import run as run_module
+        from tests.unit import fakes
+        self.fakes = fakes
+        self.cloud = fakes.FakeCloud()
+        self.server = self.cloud.add_server(volumes=[('/dev/vdb', 1)])
+        self.other = self.cloud.add_server(name='other')
+        self.set = run_module.create_snapshot_set(
+            self.cloud, self.server, consistency='crash', wait=True,
+            clock=fakes.FakeClock(self.cloud))
+        self.executor = runs.Executor('worker-b', lambda trust: None,
+                                      lambda: None)
+        self.executor.clients = lambda run: self.cloud
+        self.clock = fakes.FakeClock(self.cloud)
+
+    def queue(self, devices=None):
+        return models.SnapshotRun.queue_restore(
+            project_id='p', user_id='u', user_name='demo',
+            snapshot_set=self.set, devices=devices, attach_to=self.other,
+            trust_id='trust-1')
+
+    def act(self, act, run):
+        with mock.patch.object(runs, 'FencedClock', lambda *a: self.clock), \
+                mock.patch.object(runs.credentials, 'delete_trust',
+                                  return_value=True):
+            act(run)
+        run.refresh_from_db()
+        return run
+
+    def restored(self):
+        from snapshot_dashboard.orchestration import properties
+        return {vid: v for vid, v in self.cloud.volumes.items()
+                if properties.RESTORED_FROM in v['metadata']}
+
+    def test_a_restore_takes_no_server_and_records_every_drive(self):
+        create = queued(server_id=self.set.server_id)
+        runs.claim_queued('worker-a')
+        restore_run = self.queue(['/dev/vdb'])
+        claimed = runs.claim_queued('worker-b')
+        # The set's server is busy with a snapshot; a restore holds none.
+        self.assertEqual(restore_run.pk, claimed.pk)
+        self.assertIsNone(claimed.holding_server)
+        run = self.act(self.executor.execute, claimed)
+        self.assertEqual(run.state, models.SUCCEEDED, run.error)
+        self.assertEqual(run.drives, {'/dev/vdb': 'attached'})
+        self.assertEqual(run.set_id, self.set.id)
+        (volume_id, volume), = self.restored().items()
+        self.assertEqual([{'kind': events.VOLUME, 'id': volume_id},
+                          {'kind': events.ATTACHMENT, 'id': volume_id}],
+                         run.resources)
+        self.assertEqual(volume['status'], 'in-use')
+        self.assertEqual(create.pk, models.SnapshotRun.objects.get(
+            holding_server=self.set.server_id).pk)
+
+    def test_a_failed_restore_says_why_and_keeps_nothing(self):
+        self.cloud.fail_at.add('nova.attach')
+        self.queue()
+        run = self.act(self.executor.execute, runs.claim_queued('worker-b'))
+        self.assertEqual(run.state, models.FAILED)
+        self.assertIn('could not be restored', run.error)
+        self.assertEqual({}, self.restored())
+
+    def dead_restore(self, until):
+        from snapshot_dashboard.orchestration import restore
+        self.queue()
+        run = runs.claim_queued('worker-a')
+        recorder = runs.Recorder(run)
+
+        class Killed(BaseException):
+            pass
+
+        def progress(event):
+            recorder(event)
+            if until(event):
+                raise Killed
+        with self.assertRaises(Killed), \
+                mock.patch.object(restore.run_module.Rollback, 'run'):
+            restore.restore_as_volumes(
+                self.cloud, self.set.id, attach_to=self.other,
+                run_id=str(run.pk), progress=progress, clock=self.clock)
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        return runs.claim_stale('worker-b', stale_s=30)
+
+    def test_a_restore_killed_midway_is_undone_and_queued_again(self):
+        run = self.dead_restore(lambda e: e.step == events.ATTACH
+                                and e.state == events.DONE)
+        self.assertTrue(self.restored())
+        run = self.act(self.executor.recover, run)
+        self.assertEqual(run.state, models.QUEUED)
+        self.assertEqual({}, self.restored())
+        self.assertEqual([], self.cloud.attachments[self.other])
+        self.assertIn('deleted: volume', run.cleanup)
+
+    def test_a_restore_killed_after_delivering_is_kept_and_done(self):
+        from snapshot_dashboard.orchestration import properties
+        original = self.cloud.cinder.volumes.set_metadata
+        marked = []
+
+        class Died(BaseException):
+            pass
+
+        def set_metadata(volume_id, metadata):
+            original(volume_id, metadata)
+            marked.append(volume_id)
+            if len(marked) == 1:
+                raise Died  # after marking the first of two volumes
+        # The set has two drives, vda (an image) and vdb (a volume).
+        with mock.patch.object(self.cloud.cinder.volumes, 'set_metadata',
+                               set_metadata):
+            with self.assertRaises(Died):
+                self.dead_restore(lambda e: False)
+        models.SnapshotRun.objects.update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        run = runs.claim_stale('worker-b', stale_s=30)
+        run = self.act(self.executor.recover, run)
+        self.assertEqual(run.state, models.SUCCEEDED, run.error)
+        self.assertEqual(run.drives, {'/dev/vda': 'attached',
+                                      '/dev/vdb': 'attached'})
+        self.assertEqual(2, len(self.restored()))
+        self.assertTrue(all(v['metadata'].get(properties.DELIVERED)
+                            for v in self.restored().values()))
