@@ -76,6 +76,15 @@ class ServiceClient:
     def delete_set(self, set_id):
         self._call('DELETE', '/sets/%s' % set_id, expect=(204,))
 
+    def restore_set(self, set_id, devices=None, attach_to=None):
+        """Queue the restore of ``devices`` of the set as new volumes;
+        the run."""
+        fields = {'as': 'new-volumes', 'devices': devices}
+        if attach_to:
+            fields['attach_to'] = attach_to
+        return self._call('POST', '/sets/%s/restore' % set_id,
+                          {'restore': fields}, expect=(202,))['run']
+
     # -- schedules ---------------------------------------------------------
 
     def create_schedule(self, **fields):

@@ -1,5 +1,6 @@
-"""``openstack server snapshot create|list|show|delete``: through the
-REST API of snapshot sets, or with ``--in-process`` through the core."""
+"""``openstack server snapshot create|list|show|delete|restore``: through
+the REST API of snapshot sets, or (but for restore) with ``--in-process``
+through the core."""
 
 import logging
 import os
@@ -11,6 +12,7 @@ from osc_lib.command import command
 from snapshot_dashboard.cli import service_client
 from snapshot_dashboard.orchestration import agent
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window as window_module
@@ -96,11 +98,42 @@ class _SetCommand(command.Command):
             raise exceptions.CommandError(str(e)) from e
 
 
-class CreateSnapshotSet(_SetCommand, command.ShowOne):
-    _description = ('Take a consistent snapshot set of a server: every '
-                    'chosen drive at one instant, packaged as one image')
+class _Following:
+    """Follows a run of the service until it ends."""
+
     clock = window_module.Clock
     poll_s = 1
+
+    def _follow(self, queued):
+        """Poll the run until it ends; each new step in the log (-v)."""
+        shown = 0
+        current = queued
+        started = self.clock.now()
+        warned = False
+        while current['state'] not in ('succeeded', 'failed'):
+            self.clock.sleep(self.poll_s)
+            try:
+                current = self.service.get_run(queued['id'])
+            except service_client.ServiceError as e:
+                raise exceptions.CommandError(
+                    'Lost track of run %s (%s); it goes on in the service.'
+                    % (queued['id'], e)) from e
+            for event in current['events'][shown:]:
+                _log_event(event.get('step'), event.get('state'),
+                           event.get('device'), event.get('detail'))
+            shown = len(current['events'])
+            if (current['state'] == 'queued' and not warned
+                    and self.clock.now() - started > QUEUED_WARNING_S):
+                warned = True
+                LOG.warning('Run %s is still queued after %d s: no worker '
+                            'of the snapshot sets service has taken it.',
+                            current['id'], QUEUED_WARNING_S)
+        return current
+
+
+class CreateSnapshotSet(_SetCommand, _Following, command.ShowOne):
+    _description = ('Take a consistent snapshot set of a server: every '
+                    'chosen drive at one instant, packaged as one image')
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -156,32 +189,6 @@ class CreateSnapshotSet(_SetCommand, command.ShowOne):
                 'Run %s failed: %s' % (ended['id'], ended['error']))
         return _details(sets.SnapshotSet.from_dict(
             self.service.get_set(ended['set_id'])))
-
-    def _follow(self, queued):
-        """Poll the run until it ends; each new step in the log (-v)."""
-        shown = 0
-        current = queued
-        started = self.clock.now()
-        warned = False
-        while current['state'] not in ('succeeded', 'failed'):
-            self.clock.sleep(self.poll_s)
-            try:
-                current = self.service.get_run(queued['id'])
-            except service_client.ServiceError as e:
-                raise exceptions.CommandError(
-                    'Lost track of run %s (%s); it goes on in the service.'
-                    % (queued['id'], e)) from e
-            for event in current['events'][shown:]:
-                _log_event(event.get('step'), event.get('state'),
-                           event.get('device'), event.get('detail'))
-            shown = len(current['events'])
-            if (current['state'] == 'queued' and not warned
-                    and self.clock.now() - started > QUEUED_WARNING_S):
-                warned = True
-                LOG.warning('Run %s is still queued after %d s: no worker '
-                            'of the snapshot sets service has taken it.',
-                            current['id'], QUEUED_WARNING_S)
-        return current
 
     def in_process(self, parsed_args):
         server = self.find_server(parsed_args.server)
@@ -286,3 +293,82 @@ class DeleteSnapshotSet(_SetCommand):
             raise exceptions.CommandError(
                 '%d of %d snapshot sets failed to delete.'
                 % (failed, len(parsed_args.snapshot_sets)))
+
+
+class RestoreSnapshotSet(_Following, command.ShowOne):
+    _description = ('Restore drives of a snapshot set as new volumes of the '
+                    'project, optionally attached to a server; the set and '
+                    'every existing volume stay as they are')
+
+    @property
+    def service(self):
+        return self.app.client_manager.snapshot_sets.service
+
+    @property
+    def clients(self):
+        return self.app.client_manager.snapshot_sets.clients
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('snapshot_set', metavar='<set>',
+                            help='Snapshot set (ID)')
+        parser.add_argument(
+            '--as-new-volumes', action='store_true', required=True,
+            help='Make each drive a new volume (required: a restore in '
+                 'place is not available yet)')
+        parser.add_argument(
+            '--device', metavar='<device>', action='append', dest='devices',
+            help='Drive of the set to restore, as vda or /dev/vdb (repeat '
+                 'for more; default: every drive)')
+        parser.add_argument(
+            '--attach-to', metavar='<server>',
+            help='Attach the new volumes to this server of the project '
+                 '(name or ID)')
+        parser.add_argument(
+            '--wait', action='store_true',
+            help='Return only when the volumes are made (and attached); '
+                 'without it, the queued run is shown')
+        return parser
+
+    def take_action(self, parsed_args):
+        attach_to = None
+        if parsed_args.attach_to:
+            attach_to = utils.find_resource(self.clients.nova.servers,
+                                            parsed_args.attach_to).id
+        try:
+            queued = self.service.restore_set(
+                parsed_args.snapshot_set, devices=parsed_args.devices,
+                attach_to=attach_to)
+        except service_client.ServiceError as e:
+            raise exceptions.CommandError(str(e)) from e
+        if not parsed_args.wait:
+            details = {'id': queued['id'], 'state': queued['state'],
+                       'set_id': queued['set_id'],
+                       'attach_to': queued['attach_to'] or '',
+                       'devices': ', '.join(queued['devices']
+                                            or ['every drive'])}
+            return tuple(zip(*sorted(details.items()), strict=True))
+        ended = self._follow(queued)
+        if ended['state'] != 'succeeded':
+            raise exceptions.CommandError(
+                'Run %s failed: %s' % (ended['id'], ended['error']))
+        return self._restored(ended)
+
+    def _restored(self, ended):
+        """The run and each new volume: the drive it holds, where it is
+        attached."""
+        lines = []
+        for resource in ended['resources']:
+            if resource['kind'] != 'volume':
+                continue
+            volume = self.clients.cinder.volumes.get(resource['id'])
+            where = ', '.join('attached to %s as %s' % (
+                a.get('server_id'), a.get('device'))
+                for a in volume.attachments or [])
+            lines.append('%s %s (%s)%s' % (
+                (volume.metadata or {}).get(
+                    properties.RESTORED_FROM, ' ?').split(' ', 1)[1],
+                volume.id, volume.name, ', ' + where if where else ''))
+        details = {'id': ended['id'], 'state': ended['state'],
+                   'set_id': ended['set_id'], 'volumes': '\n'.join(lines)}
+        return tuple(zip(*sorted(details.items()), strict=True))

@@ -42,6 +42,7 @@ RUN_LIST = PREFIX + 'run:list'
 SET_GET = PREFIX + 'set:get'
 SET_LIST = PREFIX + 'set:list'
 SET_DELETE = PREFIX + 'set:delete'
+SET_RESTORE = PREFIX + 'set:restore'
 SCHEDULE_CREATE = PREFIX + 'schedule:create'
 SCHEDULE_GET = PREFIX + 'schedule:get'
 SCHEDULE_LIST = PREFIX + 'schedule:list'
@@ -64,6 +65,9 @@ rules = [
           '/v1/sets'),
     _rule('set:delete', MEMBER, 'Delete a snapshot set: its image and its '
           'volume snapshots.', 'DELETE', '/v1/sets/{set_id}'),
+    _rule('set:restore', MEMBER, 'Restore drives of a snapshot set as new '
+          'volumes of the project (queue a run), optionally attached to a '
+          'server of the project.', 'POST', '/v1/sets/{set_id}/restore'),
     _rule('schedule:create', MEMBER, 'Create a backup schedule.', 'POST',
           '/v1/schedules'),
     _rule('schedule:get', READER, 'Show a backup schedule.', 'GET',

@@ -68,7 +68,7 @@ class CLIThroughAPITests(test_restapi.APITestCase):
         super().setUp()
         self.session = SessionToTheAPI(self.application)
         self.server = self.cloud.add_server(volumes=[('/dev/vdb', 1)])
-        patcher = mock.patch.object(snapshot_sets.CreateSnapshotSet, 'clock',
+        patcher = mock.patch.object(snapshot_sets._Following, 'clock',
                                     fakes.FakeClock(self.cloud))
         patcher.start()
         self.addCleanup(patcher.stop)
@@ -124,6 +124,39 @@ class CLIThroughAPITests(test_restapi.APITestCase):
                           shown['status']),
                          (run.set_id, 'crash', 'available'))
         self.assertIn(shown['id'], self.cloud.images)
+
+    def test_restore_as_new_volumes_queues_then_shows_the_volumes(self):
+        from snapshot_dashboard.orchestration import restore
+        snapshot_set = run_module.create_snapshot_set(
+            self.cloud, self.server, consistency='crash', wait=True,
+            clock=fakes.FakeClock(self.cloud))
+        other = self.cloud.add_server(name='other')
+        with self.assertRaises(SystemExit):  # not in place: not yet
+            self.invoke(snapshot_sets.RestoreSnapshotSet, snapshot_set.id)
+
+        def take():
+            for run in models.SnapshotRun.objects.filter(
+                    state=models.QUEUED):
+                restored = restore.restore_as_volumes(
+                    self.cloud, run.set_id, devices=run.devices,
+                    attach_to=run.attach_to, run_id=str(run.pk),
+                    clock=fakes.FakeClock(self.cloud))
+                run.state = models.SUCCEEDED
+                run.resources = [{'kind': 'volume', 'id': v.volume_id}
+                                 for v in restored]
+                run.save()
+        self.session.before_get.append(take)
+        names, values = self.invoke(
+            snapshot_sets.RestoreSnapshotSet, snapshot_set.id,
+            '--as-new-volumes', '--device', 'vdb', '--attach-to', other,
+            '--wait')
+        shown = dict(zip(names, values, strict=True))
+        (line,) = shown['volumes'].splitlines()
+        self.assertTrue(line.startswith('/dev/vdb '), line)
+        self.assertIn('attached to %s as /dev/vdb' % other, line)
+        run = models.SnapshotRun.objects.get()
+        self.assertEqual((shown['id'], shown['set_id'], run.attach_to),
+                         (str(run.pk), snapshot_set.id, other))
 
     def test_a_failed_run_is_a_command_error_with_its_reason(self):
         self.worker_takes_queued_runs(fail_with='Not enough quota: images.')

@@ -287,6 +287,67 @@ class SetTests(APITestCase):
         self.assertIn(snapshot_set.id, self.cloud.images)
 
 
+class RestoreTests(APITestCase):
+    take_set = SetTests.take_set
+
+    def restore(self, set_id, roles='reader,member', **fields):
+        return self.call('POST', '/v1/sets/%s/restore' % set_id,
+                         {'restore': dict({'as': 'new-volumes'}, **fields)},
+                         roles=roles)
+
+    def test_a_member_queues_the_restore_of_chosen_drives(self):
+        snapshot_set = self.take_set()
+        other = self.cloud.add_server(name='other')
+        volumes = set(self.cloud.volumes)
+        status, body, response = self.restore(
+            snapshot_set.id, devices=['vdb'], attach_to=other)
+        self.assertEqual(202, status, body)
+        run = models.SnapshotRun.objects.get()
+        self.assertEqual(
+            (run.action, run.set_id, run.server_id, run.devices,
+             run.attach_to, run.trust_id, run.state),
+            (models.RESTORE_VOLUMES, snapshot_set.id, snapshot_set.server_id,
+             ['/dev/vdb'], other, 'trust-1', models.QUEUED))
+        self.assertEqual((body['run']['action'], body['run']['attach_to']),
+                         ('restore-volumes', other))
+        self.assertTrue(response.location.endswith('/v1/runs/%s' % run.pk))
+        # Queued, not made: the worker makes the volumes.
+        self.assertEqual(volumes, set(self.cloud.volumes))
+
+    def test_bad_restores_are_refused_and_nothing_is_queued(self):
+        snapshot_set = self.take_set()
+        theirs = self.cloud.add_server(project_id=fakes.OTHER_PROJECT)
+        busy = self.cloud.add_server(name='busy', status='BUILD')
+        for fields, status, words in [
+                ({'as': 'in-place'}, 400, 'not available yet'),
+                ({'devices': ['vdz']}, 400, 'Unknown device'),
+                ({'devices': 'vdb'}, 400, 'devices must be'),
+                ({'attach_to': 'not-a-uuid'}, 400, 'attach_to must be'),
+                ({'attach_to': theirs}, 404, 'No server'),
+                ({'attach_to': busy}, 409, 'is BUILD'),
+                ({'name': 'x'}, 400, 'Unknown field')]:
+            got, body, _ = self.call(
+                'POST', '/v1/sets/%s/restore' % snapshot_set.id,
+                {'restore': dict({'as': 'new-volumes'}, **fields)})
+            self.assertEqual(status, got, fields)
+            self.assertIn(words, body['message'], fields)
+        self.cloud.limits.update(maxTotalVolumes=2, totalVolumesUsed=2)
+        got, body, _ = self.restore(snapshot_set.id)
+        self.assertEqual(403, got)
+        self.assertIn('Not enough quota', body['message'])
+        self.nothing_made()
+
+    def test_a_reader_or_another_project_cannot_restore(self):
+        snapshot_set = self.take_set()
+        status, body, _ = self.restore(snapshot_set.id, roles='reader')
+        self.assertEqual(403, status)
+        self.assertIn('set:restore', body['message'])
+        theirs = self.take_set(project=fakes.OTHER_PROJECT)
+        status, _, _ = self.restore(theirs.id)
+        self.assertEqual(404, status)
+        self.nothing_made()
+
+
 class ScheduleTests(APITestCase):
     def setUp(self):
         super().setUp()

@@ -21,7 +21,7 @@ def cloud():
 
 @pytest.fixture(autouse=True)
 def cloud_clock(monkeypatch, cloud):
-    monkeypatch.setattr(snapshot_sets.CreateSnapshotSet, 'clock',
+    monkeypatch.setattr(snapshot_sets._Following, 'clock',
                         fakes.FakeClock(cloud))
 
 
@@ -89,7 +89,8 @@ def test_openstack_help_lists_the_set_and_schedule_commands():
                 if line.strip().startswith('server snapshot ')]
     assert commands == [
         'server snapshot create', 'server snapshot delete',
-        'server snapshot list', 'server snapshot schedule create',
+        'server snapshot list', 'server snapshot restore',
+        'server snapshot schedule create',
         'server snapshot schedule delete', 'server snapshot schedule list',
         'server snapshot schedule set', 'server snapshot schedule show',
         'server snapshot show']

@@ -14,6 +14,7 @@ ROUTES = {
     '/v1/reaped': {'GET': reaped.list_reaped},
     '/v1/sets': {'GET': sets.list_sets},
     '/v1/sets/{set_id}': {'GET': sets.show_set, 'DELETE': sets.delete_set},
+    '/v1/sets/{set_id}/restore': {'POST': sets.restore_set},
     '/v1/schedules': {'GET': schedules.list_schedules,
                       'POST': schedules.create_schedule},
     '/v1/schedules/{schedule_id}': {

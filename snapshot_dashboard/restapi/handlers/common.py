@@ -134,14 +134,16 @@ def text(fields, name, required=False, max_length=MAX_NAME, default=''):
     return value
 
 
-def server_id(fields):
+def server_id(fields, name='server_id', required=True):
     """A server's UUID (Nova's ids are), else 400: nothing else reaches a
-    URL."""
-    value = text(fields, 'server_id', required=True, max_length=MAX_ID)
+    URL. None when not ``required`` and not given."""
+    value = text(fields, name, required=required, max_length=MAX_ID)
+    if not value and not required:
+        return None
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise web.HTTPError(400, 'server_id must be a server\'s UUID.') \
+        raise web.HTTPError(400, '%s must be a server\'s UUID.' % name) \
             from None
 
 

@@ -17,7 +17,8 @@ MAX_LIST_LIMIT = 1000
 def view(run):
     """A run as the API shows it: no trust, no lease, no worker."""
     return {
-        'id': str(run.pk), 'project_id': run.project_id,
+        'id': str(run.pk), 'action': run.action,
+        'attach_to': run.attach_to or None, 'project_id': run.project_id,
         'user_id': run.user_id, 'server_id': run.server_id,
         'server_name': run.server_name, 'devices': run.devices,
         'name': run.name, 'description': run.description,

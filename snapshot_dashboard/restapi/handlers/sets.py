@@ -1,11 +1,19 @@
-"""``/v1/sets``: the project's snapshot sets, shown and deleted whole."""
+"""``/v1/sets``: the project's snapshot sets, shown and deleted whole, and
+their drives restored."""
 
 import dataclasses
 
+from snapshot_dashboard import lifecycle
 from snapshot_dashboard import web
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import restore
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.restapi import policies
+from snapshot_dashboard.restapi.handlers import common
+from snapshot_dashboard.restapi.handlers import runs
+
+RESTORE_FIELDS = ('as', 'devices', 'attach_to')
+NEW_VOLUMES = 'new-volumes'
 
 
 def view(snapshot_set):
@@ -48,3 +56,33 @@ def delete_set(request, service, set_id):
     except errors.SetDeleteFailed as e:
         raise web.HTTPError(409, str(e)) from e
     return 204, None
+
+
+def restore_set(request, service, set_id):
+    """Restore drives of the set (``devices``, null: every drive) as new
+    volumes (``"as": "new-volumes"``), attached to ``attach_to`` (a server
+    of the project) if given. Checked now against the set, the server and
+    the volume quota, then queued for the worker; 202 with the run."""
+    caller = service.caller(request)
+    service.authorize(request, policies.SET_RESTORE, caller.project_id)
+    fields = service.body(request, 'restore', RESTORE_FIELDS)
+    if fields.get('as') != NEW_VOLUMES:
+        raise web.HTTPError(400, '"as" must be "%s": a restore in place is '
+                                 'not available yet.' % NEW_VOLUMES)
+    devices = common.devices(fields)
+    attach_to = common.server_id(fields, 'attach_to', required=False)
+    try:
+        plan = restore.plan_restore(service.clients(caller), set_id, devices,
+                                    attach_to)
+    except (errors.SetNotFound, errors.ServerNotFound) as e:
+        raise web.HTTPError(404, str(e)) from e
+    except (errors.SetNotUsable, errors.ServerNotAttachable) as e:
+        raise web.HTTPError(409, str(e)) from e
+    except errors.QuotaExceeded as e:
+        raise web.HTTPError(403, str(e)) from e
+    except errors.SnapshotSetError as e:
+        raise web.HTTPError(400, str(e)) from e
+    run = lifecycle.queue_restore(caller, plan.snapshot_set, devices,
+                                  attach_to)
+    return web.json_response(202, {'run': runs.view(run)}, headers={
+        'Location': '%s/v1/runs/%s' % (request.application_url, run.pk)})
