@@ -242,6 +242,12 @@ class LaunchTests(helpers.TestCase):
                                 'snapshot_dashboard/snapshot_sets/'
                                 '_launch.html')
         self.assertContains(modal, 'web before upgrade-copy')
+        # The set holds a copy of the ephemeral disk Nova will not write.
+        self.assertContains(modal, 'The ephemeral disk starts blank')
+        self.assertContains(modal, 'copy of /dev/vdb is not written')
+        self.mock_get_set.return_value = self.snapshot_sets.list()[1]
+        self.assertNotContains(self.client.get(
+            url, HTTP_X_REQUESTED_WITH='XMLHttpRequest'), 'starts blank')
         page = self.client.get(url)
         self.assertTemplateUsed(page, 'snapshot_dashboard/snapshot_sets/'
                                       'launch.html')

@@ -15,6 +15,7 @@ from snapshot_dashboard.content.snapshot_sets import rows
 from snapshot_dashboard.content.snapshot_sets import tables as set_tables
 from snapshot_dashboard.content.snapshot_sets import workflows as set_workflows
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import plan as plan_module
 
 INDEX_URL = 'horizon:project:snapshot_sets:index'
 
@@ -112,12 +113,19 @@ class LaunchView(forms.ModalFormView):
         context = super().get_context_data(**kwargs)
         context['submit_url'] = reverse(self.submit_url,
                                         args=[self.kwargs['set_id']])
+        # Nova boots the flavor's blank ephemeral disk: the set's copy of
+        # it is not written back (restore it as a new volume instead).
+        snapshot_set = getattr(self, 'snapshot_set', None)
+        context['ephemeral_drives'] = [
+            d.name for d in (snapshot_set.drives if snapshot_set else [])
+            if d.kind == plan_module.EPHEMERAL]
         return context
 
     def get_initial(self):
         set_id = self.kwargs['set_id']
         try:
-            snapshot_set = api.get_set(self.request, set_id)
+            snapshot_set = self.snapshot_set = api.get_set(self.request,
+                                                           set_id)
             flavors = dashboard_api.nova.flavor_list(self.request)
         except Exception:
             exceptions.handle(self.request,
