@@ -24,6 +24,7 @@ import logging
 import uuid
 
 from cinderclient import exceptions as cinder_exceptions
+from keystoneauth1 import exceptions as ks_exceptions
 from novaclient import exceptions as nova_exceptions
 
 from snapshot_dashboard.orchestration import errors
@@ -41,6 +42,10 @@ VOLUME_TIMEOUT_S = 900
 ATTACH_TIMEOUT_S = 300
 POLL_S = 2
 ATTACHABLE = ('ACTIVE', 'SHUTOFF')
+# Cinder's states on the way to available (or in-use), which it lets
+# nobody delete or detach from.
+MAKING = ('creating', 'downloading')
+ATTACHING = ('attaching', 'reserved', 'detaching')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,15 +153,17 @@ def restore_as_volumes(clients, set_id, devices=None, attach_to=None,
                            drive.name, plan.server_name, attached_as))
             restored.append(RestoredVolume(drive.name, volumes[drive.name],
                                            attached_as))
-        for volume in restored:
-            clients.cinder.volumes.set_metadata(
-                volume.volume_id, {properties.DELIVERED: 'True'})
+        _deliver(clients.cinder, [v.volume_id for v in restored], clock)
+    except errors.Superseded:
+        raise  # what it made is the new owner's to keep or remove
     except Exception as e:
         report(events.ROLLBACK, events.STARTED)
         rollback.run()
         report(events.ROLLBACK, events.DONE, message=(
             'could not remove: %s' % '; '.join(rollback.failures)
             if rollback.failures else 'removed everything the restore made'))
+        if isinstance(e, ks_exceptions.Unauthorized):
+            raise  # the run's permission is gone: said as such
         if isinstance(e, errors.SnapshotSetError) and not isinstance(
                 e, errors.RestoreFailed):
             message = str(e)
@@ -177,8 +184,8 @@ def _new_volume(clients, plan, drive, run_id, rollback, clock):
     source = ({'snapshot_id': drive.snapshot_id} if drive.snapshot_id
               else {'imageRef': drive.image_id})
     volume = clients.cinder.volumes.create(
-        drive.size_gb or 1, name='%s %s' % (plan.snapshot_set.name,
-                                            drive.name)[:255],
+        drive.size_gb or 1, name=('%s %s' % (plan.snapshot_set.name,
+                                             drive.name))[:255],
         description='Drive %s of snapshot set %s, restored.' % (
             drive.name, plan.snapshot_set.id),
         metadata=metadata, **source)
@@ -187,10 +194,33 @@ def _new_volume(clients, plan, drive, run_id, rollback, clock):
     return volume.id
 
 
+def _deliver(cinder, volume_ids, clock):
+    """Mark the volumes delivered: the user's from then on. A mark the
+    service could not take is tried again; one refused fails the restore
+    (whose rollback keeps the volumes already marked)."""
+    for volume_id in volume_ids:
+        for wait_s in (0,) + run_module.Rollback.RETRY_S:
+            if wait_s:
+                clock.sleep(wait_s)
+            try:
+                cinder.volumes.set_metadata(volume_id,
+                                            {properties.DELIVERED: 'True'})
+                break
+            except Exception as e:
+                if not run_module.transient(e) or \
+                        wait_s == run_module.Rollback.RETRY_S[-1]:
+                    raise
+
+
+def _delivered(volume):
+    return bool((volume.metadata or {}).get(properties.DELIVERED))
+
+
 def _undo_volume(cinder, run_id, tag, found, clock):
     """Delete the volume made for ``tag``: the one Cinder answered with,
     or the ones carrying this run's tags when the answer was lost. Waits
-    for Cinder to finish making it (it refuses to delete it before)."""
+    for Cinder to finish making it (it refuses to delete it before). A
+    volume marked delivered is the user's: never deleted."""
     ids = [found['id']] if found.get('id') else [
         v.id for v in tagged_volumes(cinder, run_id)
         if (v.metadata or {}).get(properties.RESTORED_FROM) == tag]
@@ -202,18 +232,25 @@ def _undo_volume(cinder, run_id, tag, found, clock):
         if (volume.metadata or {}).get(properties.RUN) != run_id:
             LOG.error('Volume %s is not of run %s: kept', volume_id, run_id)
             continue
-        if volume.status in ('creating', 'downloading'):
-            _wait_for_volume_settled(cinder, volume_id, clock)
+        if _delivered(volume):
+            LOG.warning('Volume %s was delivered: kept', volume_id)
+            continue
+        if volume.status in MAKING + ATTACHING:
+            _wait_for_volume_settled(cinder, volume_id, clock,
+                                     MAKING + ATTACHING)
         cinder.volumes.delete(volume_id)
 
 
-def _wait_for_volume_settled(cinder, volume_id, clock, timeout_s=120):
+def _wait_for_volume_settled(cinder, volume_id, clock, passing,
+                             timeout_s=VOLUME_TIMEOUT_S):
+    """Wait while the volume is in one of the ``passing`` states."""
     deadline = clock.now() + timeout_s
     while clock.now() < deadline:
-        status = cinder.volumes.get(volume_id).status
-        if status not in ('creating', 'downloading'):
-            return
+        volume = cinder.volumes.get(volume_id)
+        if volume.status not in passing:
+            return volume
         clock.sleep(POLL_S)
+    return cinder.volumes.get(volume_id)
 
 
 def _wait_for_volume(clients, volume_id, clock, timeout_s, wanted):
@@ -248,18 +285,19 @@ def _attach(clients, server_id, volume_id, clock, rollback):
 
 
 def _undo_attach(clients, server_id, volume_id, clock):
-    """Detach the restored volume, and wait until Cinder lets it go (its
-    own undo deletes it next)."""
+    """Detach the restored volume from ``server_id`` (an attach still on
+    its way is let finish first), and wait until Cinder lets it go (its
+    own undo deletes it next). A delivered volume stays attached."""
+    volume = _wait_for_volume_settled(clients.cinder, volume_id, clock,
+                                      ATTACHING, ATTACH_TIMEOUT_S)
+    if _delivered(volume):
+        return
     try:
         clients.nova.volumes.delete_server_volume(server_id, volume_id)
     except nova_exceptions.NotFound:
-        return  # never attached
-    deadline = clock.now() + ATTACH_TIMEOUT_S
-    while clock.now() < deadline:
-        if clients.cinder.volumes.get(volume_id).status in ('available',
-                                                            'error'):
-            return
-        clock.sleep(POLL_S)
+        return  # never attached there
+    _wait_for_volume_settled(clients.cinder, volume_id, clock,
+                             ('in-use',) + ATTACHING, ATTACH_TIMEOUT_S)
 
 
 def tagged_volumes(cinder, run_id):
@@ -269,39 +307,46 @@ def tagged_volumes(cinder, run_id):
         if (v.metadata or {}).get(properties.RUN) == run_id]
 
 
-def recover(clients, run_id, attach_to=None, clock=window_module.Clock):
-    """Finish or undo the restore of a run whose process died.
+def recover(clients, run_id, set_id, attach_to=None,
+            clock=window_module.Clock):
+    """Finish or undo the restore of set ``set_id`` by a run whose
+    process died.
 
     Volumes are marked delivered only once every one was made and
     attached: if any is, the restore was done, and the rest are marked
     too. Returns ({device: 'attached' | 'restored'}, [], []) then; else
     (None, deleted, failures) once every volume of the run is detached
-    from ``attach_to`` and deleted (a volume attached anywhere else is
-    left, as a failure).
+    from ``attach_to`` and deleted (undos the service could not answer are
+    retried, as a run's rollback's are; a volume attached to any other
+    server is left, as a failure).
     """
-    volumes = tagged_volumes(clients.cinder, run_id)
-    if any((v.metadata or {}).get(properties.DELIVERED) for v in volumes):
-        drives = {}
-        for volume in volumes:
-            clients.cinder.volumes.set_metadata(
-                volume.id, {properties.DELIVERED: 'True'})
-            device = (volume.metadata.get(properties.RESTORED_FROM) or
-                      ' ?').split(' ', 1)[1]
-            drives[device] = ('attached' if volume.status == 'in-use'
-                              else 'restored')
-        return drives, [], []
-    deleted, failures = [], []
+    volumes = [v for v in tagged_volumes(clients.cinder, run_id)
+               if (v.metadata.get(properties.RESTORED_FROM) or '').split(
+                   ' ', 1)[0] == set_id]
+    if any(_delivered(v) for v in volumes):
+        _deliver(clients.cinder, [v.id for v in volumes], clock)
+        return {_device(v): 'attached' if v.status == 'in-use'
+                else 'restored' for v in volumes}, [], []
+    rollback = run_module.Rollback(clock=clock)
+    refused = []
     for volume in volumes:
-        try:
-            servers = {a.get('server_id') for a in volume.attachments or []}
-            if servers - {attach_to}:
-                raise errors.RestoreFailed('attached to %s' % ', '.join(
-                    sorted(servers)))
-            if servers:
-                _undo_attach(clients, attach_to, volume.id, clock)
-            _undo_volume(clients.cinder, run_id, None, {'id': volume.id},
-                         clock)
-            deleted.append('volume %s' % volume.id)
-        except Exception as e:
-            failures.append('volume %s: %s' % (volume.id, e))
-    return None, deleted, failures
+        elsewhere = {a.get('server_id') for a in volume.attachments or []
+                     } - {attach_to}
+        if elsewhere:  # someone attached it: not the run's to take away
+            refused.append('volume %s: attached to %s' % (
+                volume.id, ', '.join(sorted(elsewhere))))
+            continue
+        rollback.add(events.Resource(events.VOLUME, volume.id), _undo_volume,
+                     clients.cinder, run_id, None, {'id': volume.id}, clock)
+        if attach_to:  # attached there, or on its way: detached first
+            rollback.add(events.Resource(events.ATTACHMENT, volume.id),
+                         _undo_attach, clients, attach_to, volume.id, clock)
+    rollback.run()
+    failures = refused + rollback.failures
+    return None, ['volume %s' % v.id for v in volumes
+                  if not any(v.id in f for f in failures)], failures
+
+
+def _device(volume):
+    return (volume.metadata.get(properties.RESTORED_FROM) or ' ?').split(
+        ' ', 1)[1]

@@ -88,10 +88,10 @@ class Rollback:
             self.failures = ['%s: %s' % (resource, e)
                              for resource, _, _, e in failed]
             # Only a service that did not answer is worth asking again.
-            pending = [f[:3] for f in failed if _transient(f[3])]
+            pending = [f[:3] for f in failed if transient(f[3])]
 
 
-def _transient(error):
+def transient(error):
     """Whether ``error`` says the service could not be reached or was
     unavailable (restarting), rather than refusing."""
     if isinstance(error, (ks_exceptions.ConnectFailure,

@@ -167,7 +167,12 @@ def get_set(clients, set_id, any_project=False):
         image = clients.glance.images.get(set_id)
     except glance_exceptions.HTTPNotFound:
         raise errors.SetNotFound(set_id) from None
-    snapshot_set = SnapshotSet.from_image(image)
+    try:
+        snapshot_set = SnapshotSet.from_image(image)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # Any user may write any property on an image of theirs.
+        LOG.warning('Image %s looks like a set but cannot be read', set_id)
+        raise errors.SetNotFound(set_id) from None
     if snapshot_set is None or (not any_project
                                 and image.get('owner') != clients.project_id):
         raise errors.SetNotFound(set_id)

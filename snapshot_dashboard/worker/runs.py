@@ -445,8 +445,8 @@ class Executor:
         first) and it is queued again."""
         try:
             delivered, deleted, failures = restore.recover(
-                self.clients(run), str(run.pk), run.attach_to or None,
-                clock=clock)
+                self.clients(run), str(run.pk), run.set_id,
+                run.attach_to or None, clock=clock)
         except errors.Superseded:
             raise
         except Exception as e:
@@ -456,6 +456,15 @@ class Executor:
                 'automatically: %s' % e))
             return
         if delivered:
+            # Planned drives (the plan's record) missing: what was made is
+            # the user's, the run says what is not there.
+            missing = sorted(set(run.drives) - set(delivered))
+            if missing:
+                self._end(run, models.FAILED, drives=delivered, error=(
+                    'The restore was interrupted (its worker stopped): %s '
+                    'restored and kept; %s not.' % (
+                        ', '.join(sorted(delivered)), ', '.join(missing))))
+                return
             self._end(run, models.SUCCEEDED, cleanup='the restored volumes '
                       'were delivered before the worker stopped, kept',
                       drives=delivered)

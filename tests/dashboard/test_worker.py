@@ -618,3 +618,25 @@ class RestoreRunTests(TransactionTestCase):
         self.assertEqual(2, len(self.restored()))
         self.assertTrue(all(v['metadata'].get(properties.DELIVERED)
                             for v in self.restored().values()))
+
+    def test_a_restore_that_delivered_only_some_drives_says_which(self):
+        from snapshot_dashboard.orchestration import properties
+        self.queue()
+        run = runs.claim_queued('worker-a')
+        from snapshot_dashboard.orchestration import restore
+        restore.restore_as_volumes(
+            self.cloud, self.set.id, attach_to=self.other,
+            run_id=str(run.pk), progress=runs.Recorder(run),
+            clock=self.clock)
+        # The worker died while a rollback removed one volume (vdb).
+        (vdb,) = [vid for vid, v in self.restored().items() if v[
+            'metadata'][properties.RESTORED_FROM].endswith('/dev/vdb')]
+        self.cloud.nova.volumes.delete_server_volume(self.other, vdb)
+        del self.cloud.volumes[vdb]
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        run = self.act(self.executor.recover,
+                       runs.claim_stale('worker-b', stale_s=30))
+        self.assertEqual(run.state, models.FAILED)
+        self.assertIn('/dev/vda restored and kept; /dev/vdb not', run.error)
+        self.assertEqual(1, len(self.restored()))

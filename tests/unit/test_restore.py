@@ -157,3 +157,68 @@ def test_a_volume_that_is_not_the_runs_is_never_deleted(cloud, taken):
     with pytest.raises(errors.RestoreFailed):
         restore_(cloud, snapshot_set.id, run_id='run-r')
     assert mine in cloud.volumes
+
+
+def test_a_long_set_name_still_names_the_volume_within_cinders_limit(
+        cloud, taken):
+    _, snapshot_set = taken
+    cloud.images[snapshot_set.id]['name'] = 'n' * 255
+    (volume,) = restore_(cloud, snapshot_set.id, devices=['/dev/vdc'])
+    assert len(cloud.volumes[volume.volume_id]['name']) == 255
+
+
+def test_a_mark_refused_keeps_what_was_delivered_and_removes_the_rest(
+        cloud, taken):
+    _, snapshot_set = taken
+    original = cloud.cinder.volumes.set_metadata
+    marked = []
+
+    def set_metadata(volume_id, metadata):
+        if marked:
+            raise errors.RestoreFailed('refused')  # not worth retrying
+        marked.append(volume_id)
+        original(volume_id, metadata)
+    cloud.cinder.volumes.set_metadata = set_metadata
+    before = set(cloud.volumes)
+    with pytest.raises(errors.RestoreFailed):
+        restore_(cloud, snapshot_set.id, devices=['/dev/vdb', '/dev/vdc'])
+    # The delivered one is the user's; the other was removed.
+    assert set(cloud.volumes) - before == set(marked)
+
+
+def test_a_set_image_with_unreadable_properties_is_not_a_set(cloud, taken):
+    _, snapshot_set = taken
+    cloud.images[snapshot_set.id][properties.DEVICES] = '[1]'
+    with pytest.raises(errors.SetNotFound):
+        restore_(cloud, snapshot_set.id)
+
+
+def test_recovery_undoes_an_undelivered_restore_and_keeps_a_delivered_one(
+        cloud, taken):
+    _, snapshot_set = taken
+    other = cloud.add_server(name='other')
+    before = set(cloud.volumes)
+    restored = restore_(cloud, snapshot_set.id, attach_to=other,
+                        run_id='run-r')
+    clock = fakes.FakeClock(cloud)
+    # Delivered: kept, and every drive reported.
+    drives, deleted, failures = restore.recover(
+        cloud, 'run-r', snapshot_set.id, other, clock)
+    assert drives == {r.device: 'attached' for r in restored}
+    assert (deleted, failures) == ([], [])
+    # Not delivered yet (the worker died before the marks): removed,
+    # detached first; a volume someone attached elsewhere is left.
+    for volume in restored:
+        del cloud.volumes[volume.volume_id]['metadata'][properties.DELIVERED]
+    elsewhere = cloud.add_server(name='elsewhere')
+    moved = restored[0].volume_id
+    cloud.cinder.volumes.set_metadata(moved, {})
+    cloud.nova.volumes.delete_server_volume(other, moved)
+    cloud.nova.volumes.create_server_volume(elsewhere, moved)
+    drives, deleted, failures = restore.recover(
+        cloud, 'run-r', snapshot_set.id, other, clock)
+    assert drives is None
+    assert failures == ['volume %s: attached to %s' % (moved, elsewhere)]
+    assert set(cloud.volumes) - before == {moved}
+    assert len(deleted) == len(restored) - 1
+    assert cloud.attachments[other] == []
