@@ -22,6 +22,12 @@ copy nobody exported after its own ``capture_keep`` in any case: with the
 default grace that comes first, and the reaper only catches what an agent
 configured to keep copies longer leaves.
 
+A volume a restore made (``properties.RESTORED_FROM``) and never delivered
+(``properties.DELIVERED``: once delivered it is the user's) is a leftover
+too when its run is dead and it is older than the grace, if it is
+``available`` or ``error``: a volume still attached somewhere is never
+taken away (its run's cleanup named it).
+
 A volume snapshot that Cinder left ``creating`` or ``deleting`` (its
 cinder-volume died while making or removing it; Cinder refuses to delete it
 and never moves it on) is set to ``error`` first, as an admin would with
@@ -52,6 +58,7 @@ LOG = logging.getLogger(__name__)
 # A run ends within its window budget and UPLOAD_TIMEOUT_S; twice that.
 DEFAULT_GRACE_S = 2 * run_module.UPLOAD_TIMEOUT_S
 SNAPSHOT_PROJECT = 'os-extended-snapshot-attributes:project_id'
+VOLUME_PROJECT = 'os-vol-tenant-attr:tenant_id'
 # Cinder's states a snapshot is never moved on from once the cinder-volume
 # working on it died.
 STUCK = frozenset({'creating', 'deleting', 'error_deleting'})
@@ -142,6 +149,24 @@ def _agent_copies(agents, now):
     return found
 
 
+def _restored_volumes(cinder):
+    """Volumes restores made and never delivered, detached."""
+    found = []
+    for volume in cinder.volumes.list(detailed=True,
+                                      search_opts={'all_tenants': 1}):
+        metadata = getattr(volume, 'metadata', None) or {}
+        if not (metadata.get(properties.RUN)
+                and metadata.get(properties.RESTORED_FROM)) or \
+                metadata.get(properties.DELIVERED) or \
+                volume.status not in ('available', 'error'):
+            continue
+        found.append(Leftover(
+            events.VOLUME, volume.id, metadata[properties.RUN],
+            getattr(volume, VOLUME_PROJECT, '') or '',
+            getattr(volume, 'created_at', '') or '', volume.status))
+    return found
+
+
 def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None,
                    agents=()):
     """What runs that are neither live nor packaged left, older than
@@ -177,6 +202,7 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None,
                 events.VOLUME_SNAPSHOT, snapshot.id, metadata[properties.RUN],
                 getattr(snapshot, SNAPSHOT_PROJECT, '') or '',
                 getattr(snapshot, 'created_at', '') or '', status))
+    found.extend(_restored_volumes(clients.cinder))
     found.extend(_agent_copies(agents, now))
     leftovers = []
     for leftover in found:
@@ -188,8 +214,9 @@ def find_leftovers(clients, is_live, grace_s=DEFAULT_GRACE_S, now=None,
         if is_live(leftover.run_id):
             continue
         leftovers.append(leftover)
-    # Copies and snapshots first: an image of a set is the last thing to go.
-    order = (events.AGENT_COPY, events.VOLUME_SNAPSHOT)
+    # Copies, volumes and snapshots first: an image of a set is the last
+    # thing to go.
+    order = (events.AGENT_COPY, events.VOLUME, events.VOLUME_SNAPSHOT)
     return sorted(leftovers, key=lambda left: left.kind not in order)
 
 
@@ -198,6 +225,9 @@ def _delete(clients, agents, leftover):
     if leftover.kind == events.AGENT_COPY:
         agents[leftover.agent_url].delete_capture(leftover.server_id,
                                                   leftover.id)
+        return 'deleted'
+    if leftover.kind == events.VOLUME:
+        clients.cinder.volumes.delete(leftover.id)
         return 'deleted'
     if leftover.kind != events.VOLUME_SNAPSHOT:
         capture.delete_image(clients.glance, leftover.id)

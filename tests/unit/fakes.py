@@ -107,6 +107,8 @@ class FakeCloud:
             'id': volume_id, 'name': name, 'size': size,
             'status': 'available', 'bootable': str(bootable).lower(),
             'metadata': {}, 'attachments': [],
+            'created_at': '2026-11-25T00:00:00.000000',
+            'os-vol-tenant-attr:tenant_id': self.project_id,
             'volume_image_metadata': ({'hw_qemu_guest_agent': 'yes',
                                        'image_id': 'image-cirros',
                                        'checksum': 'abc', 'size': '1024'}

@@ -211,3 +211,34 @@ def test_a_snapshot_cinder_is_still_moving_on_is_left_alone():
         status='deleting', updated_at='2026-11-25T23:30:00.000000')
     assert reaper.reap(cloud, never_live, now=A_DAY_LATER) == ([], [])
     assert cloud.snapshots[deleting.id]['status'] == 'deleting'
+
+
+def test_a_dead_restores_undelivered_volume_goes_and_the_users_stay():
+    from snapshot_dashboard.orchestration import restore
+    cloud = fakes.FakeCloud()
+    server = cloud.add_server(volumes=VOLUMES)
+    other = cloud.add_server(name='other')
+    snapshot_set = run.create_snapshot_set(
+        cloud, server, consistency='crash', wait=True,
+        clock=fakes.FakeClock(cloud))
+    delivered = restore.restore_as_volumes(
+        cloud, snapshot_set.id, devices=['/dev/vdb'], run_id='run-ok',
+        clock=fakes.FakeClock(cloud))
+    made = {}
+    for run_id, attach_to in (('run-dead', None), ('run-dead-attached',
+                                                   other)):
+        (volume,) = restore.restore_as_volumes(
+            cloud, snapshot_set.id, devices=['/dev/vdb'], run_id=run_id,
+            attach_to=attach_to, clock=fakes.FakeClock(cloud))
+        # As if its run died before the mark.
+        del cloud.volumes[volume.volume_id]['metadata'][
+            properties.DELIVERED]
+        made[run_id] = volume.volume_id
+    users = cloud.add_volume('mine', 1)
+    deleted, failures = reaper.reap(cloud, never_live, now=A_DAY_LATER)
+    assert [(d.kind, d.id) for d, _ in deleted] == [
+        (events.VOLUME, made['run-dead'])]
+    assert failures == []
+    assert {delivered[0].volume_id, made['run-dead-attached'], users} <= set(
+        cloud.volumes)
+    assert made['run-dead'] not in cloud.volumes
