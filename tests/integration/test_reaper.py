@@ -123,3 +123,30 @@ def test_the_agent_lists_its_copies_to_the_service_user_only(
                         ).status_code == 401
     status, listed = agent_call(admin, 'GET', '/v1/captures')
     assert status == 200 and isinstance(listed['captures'], list)
+
+
+def test_a_restores_volume_never_delivered_is_removed_a_delivered_one_kept(
+        demo, clouds_yaml):
+    dead_run = str(uuid.uuid4())
+    tags = {properties.RUN: dead_run,
+            properties.RESTORED_FROM: '%s /dev/vdb' % uuid.uuid4()}
+    left = demo.cinder.volumes.create(1, name='reaper-test-left',
+                                      metadata=tags)
+    kept = demo.cinder.volumes.create(
+        1, name='reaper-test-kept',
+        metadata=dict(tags, **{properties.DELIVERED: 'True'}))
+    try:
+        for volume in (left, kept):
+            wait_for('the volume', lambda v=volume: demo.cinder.volumes.get(
+                v.id).status == 'available', timeout_s=120)
+        reaped = reap_once(grace_s=0)
+        assert [(r['kind'], r['id'], r['outcome']) for r in reaped
+                if r['run_id'] == dead_run] == [('volume', left.id,
+                                                 'deleted')]
+        wait_for('the volume to go', lambda: left.id not in {
+            v.id for v in demo.cinder.volumes.list()}, timeout_s=120)
+        assert demo.cinder.volumes.get(kept.id).status == 'available'
+    finally:
+        for volume in (left, kept):
+            if volume.id in {v.id for v in demo.cinder.volumes.list()}:
+                demo.cinder.volumes.delete(volume.id)
