@@ -86,11 +86,12 @@ def create_run(request, server_id, server_name, devices, name, description,
 
 
 def list_runs(request, include_ended_since=None):
-    """The project's runs still in progress, and the failed ones since."""
+    """The project's runs taking a set still in progress, and the failed
+    ones since (a restore's run makes volumes, not a set)."""
     since = include_ended_since or (timezone.now()
                                     - datetime.timedelta(days=1))
     return list(models.SnapshotRun.objects.filter(
-        project_id=request.user.project_id).filter(
+        project_id=request.user.project_id, action=models.CREATE).filter(
             Q(state__in=(models.QUEUED, models.RUNNING))
             | Q(state=models.FAILED, created_at__gte=since)))
 

@@ -41,6 +41,9 @@ class SnapshotSetsIndexTests(helpers.TestCase):
             state=models.FAILED, error='Not enough quota: images.')
         self.add_run(project_id='another-project', state=models.FAILED,
                      error='not ours')
+        # A restore makes volumes, not a set: not a row of this table.
+        self.add_run(action=models.RESTORE_VOLUMES, state=models.RUNNING,
+                     set_id='set-image-backed', name='a restore')
 
         res = self.client.get(INDEX_URL)
 
@@ -56,6 +59,7 @@ class SnapshotSetsIndexTests(helpers.TestCase):
                                  '/dev/vdc capturing)')
         self.assertContains(res, 'Failed: Not enough quota: images.')
         self.assertNotContains(res, 'not ours')
+        self.assertNotContains(res, 'a restore')
         self.mock_list_sets.assert_called_once_with(
             horizon_helpers.IsHttpRequest())
 
