@@ -161,8 +161,14 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     report(progress, events.PLAN, events.STARTED)
     context = capture.RunContext(run_id or str(uuid.uuid4()), server_id,
                                  clock=clock, description=description or '')
+    server, attachments, volumes = plan_module.read_server(clients,
+                                                           server_id)
+    # Another project's server: refused before its agent is looked for.
+    plan_module.check_owner(server, clients.project_id)
     capturers = capture.locate(clients, context, agent_locator)
-    plan = plan_snapshot_set(clients, server_id, devices, capturers)
+    plan = plan_module.build_plan(server, attachments, volumes,
+                                  clients.project_id, selection=devices,
+                                  cannot_capture=capturers.cannot_capture)
     context.set_name = name or default_set_name(plan)
     report(progress, events.PLAN, events.DONE,
             drives=tuple(d.name for d in plan.devices))

@@ -173,9 +173,17 @@ def test_another_projects_server_is_refused_even_to_an_admin(cloud):
     server = cloud.add_server(volumes=VOLUMES,
                               project_id=fakes.OTHER_PROJECT)
     cloud.admin = True
+    asked = []
+
+    class Locator:
+        def for_server(self, clients, server_id):
+            asked.append(server_id)
+
     with pytest.raises(errors.ServerNotFound):
-        take(cloud, server)
+        take(cloud, server, agent_locator=Locator())
     assert resources(cloud) == (set(), set())
+    # Refused before its agent was looked for (nor asked anything).
+    assert asked == []
 
 
 @pytest.mark.parametrize('status', ['ERROR', 'SHELVED_OFFLOADED'])
