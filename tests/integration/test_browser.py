@@ -10,8 +10,10 @@ saved under .state/artifacts/ (or $SNAPSHOT_DASHBOARD_ARTIFACTS).
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 from selenium import webdriver
@@ -37,13 +39,38 @@ CHROMIUM_FLAGS = (
 
 @pytest.fixture(scope='module')
 def horizon(clouds_yaml):
-    """`make demo`: Horizon with the plugin and the worker, restarted."""
+    """`make demo`: Horizon with the plugin, restarted; stopped after the
+    module, so no checkout leaves a Horizon on port 8000 to the next
+    (``tools/demo`` refuses a port another process holds)."""
     result = subprocess.run([os.path.join(ROOT, 'tools', 'demo')],
                             capture_output=True, text=True, timeout=1200,
                             check=False)
     assert result.returncode == 0, result.stderr[-4000:]
     with open(clouds_yaml) as f:
-        return json.load(f)['clouds']['minicloud-demo']['auth']
+        auth = json.load(f)['clouds']['minicloud-demo']['auth']
+    yield auth
+    stop_demo_horizon()
+
+
+def stop_demo_horizon(timeout_s=30):
+    """SIGTERM to the Horizon ``tools/demo`` started, and wait for it."""
+    try:
+        with open(os.path.join(ROOT, '.state', 'horizon.pid')) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.fixture(scope='module')
