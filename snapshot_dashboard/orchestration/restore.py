@@ -241,12 +241,25 @@ def _undo_volume(cinder, run_id, tag, found, clock):
         cinder.volumes.delete(volume_id)
 
 
+def _read_volume(cinder, volume_id, clock, deadline):
+    """The volume, read again after a dropped connection or a Cinder
+    restarting (a poll is safe to repeat) until ``deadline``."""
+    while True:
+        try:
+            return cinder.volumes.get(volume_id)
+        except Exception as e:
+            if not run_module.transient(e) or clock.now() >= deadline:
+                raise
+            LOG.info('Reading volume %s again: %s', volume_id, e)
+            clock.sleep(POLL_S)
+
+
 def _wait_for_volume_settled(cinder, volume_id, clock, passing,
                              timeout_s=VOLUME_TIMEOUT_S):
     """Wait while the volume is in one of the ``passing`` states."""
     deadline = clock.now() + timeout_s
     while clock.now() < deadline:
-        volume = cinder.volumes.get(volume_id)
+        volume = _read_volume(cinder, volume_id, clock, deadline)
         if volume.status not in passing:
             return volume
         clock.sleep(POLL_S)
@@ -256,7 +269,7 @@ def _wait_for_volume_settled(cinder, volume_id, clock, passing,
 def _wait_for_volume(clients, volume_id, clock, timeout_s, wanted):
     deadline = clock.now() + timeout_s
     while True:
-        volume = clients.cinder.volumes.get(volume_id)
+        volume = _read_volume(clients.cinder, volume_id, clock, deadline)
         if volume.status in wanted:
             return volume
         if volume.status.startswith('error'):

@@ -2,6 +2,7 @@
 and Glance: what is made, where it is attached, and that a failure leaves
 nothing made and touches nothing of the user's."""
 
+from keystoneauth1 import exceptions as ks_exceptions
 import pytest
 
 from snapshot_dashboard.orchestration import errors
@@ -222,3 +223,21 @@ def test_recovery_undoes_an_undelivered_restore_and_keeps_a_delivered_one(
     assert set(cloud.volumes) - before == {moved}
     assert len(deleted) == len(restored) - 1
     assert cloud.attachments[other] == []
+
+
+def test_a_poll_cinder_dropped_is_read_again(cloud, taken):
+    # A keep-alive connection Cinder's API closed as it was reused.
+    _, snapshot_set = taken
+    original = cloud.cinder.volumes.get
+    dropped = []
+
+    def get(volume_id):
+        if not dropped:
+            dropped.append(volume_id)
+            raise ks_exceptions.ConnectFailure(
+                'Unable to establish connection: Remote end closed '
+                'connection without response')
+        return original(volume_id)
+    cloud.cinder.volumes.get = get
+    (volume,) = restore_(cloud, snapshot_set.id, devices=['/dev/vdc'])
+    assert dropped and volume.volume_id in cloud.volumes
