@@ -114,15 +114,21 @@ def queue_run(caller, server_id, server_name, devices, name, description,
               consistency, budget_s=None):
     """Queue a run for the worker, with a trust from the caller to the
     service user that ends with the run."""
+    return _with_run_trust(caller, lambda trust_id: models.SnapshotRun.queue(
+        project_id=caller.project_id, user_id=caller.user_id,
+        user_name=caller.user_name, server_id=server_id,
+        server_name=server_name, devices=devices, name=name,
+        description=description, consistency=consistency,
+        budget_s=budget_s, trust_id=trust_id))
+
+
+def _with_run_trust(caller, save):
+    """``save(trust_id)`` with a new trust from the caller that lasts as
+    long as a run may; the trust goes if the run cannot be saved."""
     trust = credentials.create_trust(
         caller, datetime.timedelta(hours=RUN_TRUST_HOURS))
     try:
-        return models.SnapshotRun.queue(
-            project_id=caller.project_id, user_id=caller.user_id,
-            user_name=caller.user_name, server_id=server_id,
-            server_name=server_name, devices=devices, name=name,
-            description=description, consistency=consistency,
-            budget_s=budget_s, trust_id=trust.id)
+        return save(trust.id)
     except Exception:
         # No run to act for: the permission goes too.
         credentials.delete_trust(trust.id)
@@ -132,16 +138,11 @@ def queue_run(caller, server_id, server_name, devices, name, description,
 def queue_restore(caller, snapshot_set, devices, attach_to):
     """Queue the restore of ``devices`` of the set as new volumes, with
     a trust from the caller that ends with the run."""
-    trust = credentials.create_trust(
-        caller, datetime.timedelta(hours=RUN_TRUST_HOURS))
-    try:
-        return models.SnapshotRun.queue_restore(
+    return _with_run_trust(
+        caller, lambda trust_id: models.SnapshotRun.queue_restore(
             project_id=caller.project_id, user_id=caller.user_id,
             user_name=caller.user_name, snapshot_set=snapshot_set,
-            devices=devices, attach_to=attach_to, trust_id=trust.id)
-    except Exception:
-        credentials.delete_trust(trust.id)
-        raise
+            devices=devices, attach_to=attach_to, trust_id=trust_id))
 
 
 def create_schedule(caller, **fields):

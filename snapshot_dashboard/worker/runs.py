@@ -423,17 +423,12 @@ class Executor:
                 'The snapshot set was interrupted and could not be cleaned '
                 'up automatically: %s' % e))
             return
-        cleanup = 'window: %s; deleted: %s%s' % (
-            closed, ', '.join(deleted) or 'nothing',
-            '; could not delete: %s' % ', '.join(failures)
-            if failures else '')
+        cleanup = 'window: %s; %s' % (closed,
+                                      _removed_text(deleted, failures))
         if (released and run.attempts + 1 < MAX_ATTEMPTS
                 and not failures):
-            write(run, state=models.QUEUED, worker='', claim='',
-                  heartbeat_at=None, holding_server=None,
-                  attempts=run.attempts + 1, window=None, step='', set_id='',
-                  cleanup=cleanup, resources=[])
-            run.refresh_from_db()
+            _requeue(run, cleanup, holding_server=None, window=None,
+                     set_id='')
             return
         self._end(run, models.FAILED, cleanup=cleanup, error=(
             'The snapshot set was interrupted (its worker stopped) and '
@@ -469,15 +464,9 @@ class Executor:
                       'were delivered before the worker stopped, kept',
                       drives=delivered)
             return
-        cleanup = 'deleted: %s%s' % (
-            ', '.join(deleted) or 'nothing',
-            '; could not delete: %s' % ', '.join(failures)
-            if failures else '')
+        cleanup = _removed_text(deleted, failures)
         if run.attempts + 1 < MAX_ATTEMPTS and not failures:
-            write(run, state=models.QUEUED, worker='', claim='',
-                  heartbeat_at=None, attempts=run.attempts + 1, step='',
-                  cleanup=cleanup, resources=[])
-            run.refresh_from_db()
+            _requeue(run, cleanup)  # its set_id is the set to restore
             return
         self._end(run, models.FAILED, cleanup=cleanup, error=(
             'The restore was interrupted (its worker stopped) and nothing '
@@ -595,6 +584,21 @@ class Executor:
                 credentials.delete_trust(run.trust_id,
                                          self.service_session()):
             write(run, trust_id='')
+
+
+def _removed_text(deleted, failures):
+    return 'deleted: %s%s' % (
+        ', '.join(deleted) or 'nothing',
+        '; could not delete: %s' % ', '.join(failures) if failures else '')
+
+
+def _requeue(run, cleanup, **reset):
+    """Queue a recovered run again for its next attempt, with what the
+    recovery did; ``reset`` clears what the dead attempt recorded."""
+    write(run, state=models.QUEUED, worker='', claim='', heartbeat_at=None,
+          attempts=run.attempts + 1, step='', cleanup=cleanup, resources=[],
+          **reset)
+    run.refresh_from_db()
 
 
 def _failed(text, error):
