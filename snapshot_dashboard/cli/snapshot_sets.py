@@ -64,9 +64,8 @@ def _details(snapshot_set):
     return tuple(zip(*sorted(details.items()), strict=True))
 
 
-class _SetCommand(command.Command):
-    """A command on snapshot sets: through the REST API, or with
-    ``--in-process`` through the orchestration core here."""
+class _Clients:
+    """The cloud's clients and the snapshot sets service's."""
 
     @property
     def clients(self):
@@ -75,6 +74,11 @@ class _SetCommand(command.Command):
     @property
     def service(self):
         return self.app.client_manager.snapshot_sets.service
+
+
+class _SetCommand(_Clients, command.Command):
+    """A command on snapshot sets: through the REST API, or with
+    ``--in-process`` through the orchestration core here."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -295,18 +299,10 @@ class DeleteSnapshotSet(_SetCommand):
                 % (failed, len(parsed_args.snapshot_sets)))
 
 
-class RestoreSnapshotSet(_Following, command.ShowOne):
+class RestoreSnapshotSet(_Clients, _Following, command.ShowOne):
     _description = ('Restore drives of a snapshot set as new volumes of the '
                     'project, optionally attached to a server; the set and '
                     'every existing volume stay as they are')
-
-    @property
-    def service(self):
-        return self.app.client_manager.snapshot_sets.service
-
-    @property
-    def clients(self):
-        return self.app.client_manager.snapshot_sets.clients
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
