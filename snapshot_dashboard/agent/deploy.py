@@ -4,6 +4,7 @@ fault wrapper -> request log -> keystonemiddleware auth_token -> router.
 """
 
 import logging
+import os
 import re
 import time
 
@@ -18,6 +19,7 @@ from snapshot_dashboard.agent import guests
 from snapshot_dashboard.agent import handlers
 from snapshot_dashboard.agent import leases
 from snapshot_dashboard.agent import state
+from snapshot_dashboard.agent import writes
 
 LOG = logging.getLogger(__name__)
 
@@ -31,9 +33,10 @@ class GlanceUploader:
         self.interfaces = interfaces
         self.region_name = region_name
 
-    def __call__(self, token_auth):
+    def glance(self, token_auth):
+        """A session with the caller's token, and Glance's base URL."""
         if token_auth is None:
-            raise web.HTTPError(401, 'No token to upload with.')
+            raise web.HTTPError(401, 'No token to reach Glance with.')
         session = ks_session.Session(auth=token_auth)
         endpoint = None
         for interface in self.interfaces:
@@ -49,7 +52,10 @@ class GlanceUploader:
             raise web.HTTPError(
                 409, 'Your catalog has no Glance endpoint (%s).'
                 % ', '.join(self.interfaces))
-        base = re.sub(r'/v2/?$', '', endpoint.rstrip('/'))
+        return session, re.sub(r'/v2/?$', '', endpoint.rstrip('/'))
+
+    def __call__(self, token_auth):
+        session, base = self.glance(token_auth)
 
         def upload(image_id, path):
             with open(path, 'rb') as f:
@@ -58,6 +64,33 @@ class GlanceUploader:
                     data=iter(lambda: f.read(captures.CHUNK), b''),
                     headers={'Content-Type': 'application/octet-stream'})
         return upload
+
+    def downloader(self, token_auth):
+        """``download(image_id, path)``: the image's data into ``path``,
+        with the caller's token; returns its ``disk_format``. An image the
+        caller cannot see is a 404, one without data a 409."""
+        session, base = self.glance(token_auth)
+
+        def download(image_id, path):
+            url = '%s/v2/images/%s' % (base, image_id)
+            image = _glance_call(session.get, url, image_id).json()
+            if image.get('status') != 'active':
+                raise web.HTTPError(409, 'Image %s is %s, not active.'
+                                    % (image_id, image.get('status')))
+            response = _glance_call(session.get, url + '/file', image_id,
+                                    stream=True)
+            with open(path, 'wb') as f:
+                for chunk in response.iter_content(captures.CHUNK):
+                    f.write(chunk)
+            return image.get('disk_format')
+        return download
+
+
+def _glance_call(method, url, image_id, **kwargs):
+    try:
+        return method(url, **kwargs)
+    except ks_exceptions.NotFound:
+        raise web.HTTPError(404, 'No image %s.' % image_id) from None
 
 
 def make_agent(conf, clock=time.monotonic):
@@ -75,7 +108,9 @@ def make_agent(conf, clock=time.monotonic):
         captures=captures.Captures(conf.agent.capture_dir,
                                    keep_s=conf.agent.capture_keep),
         uploader=GlanceUploader(conf.agent.image_interfaces,
-                                conf.agent.region_name))
+                                conf.agent.region_name),
+        writes=writes.Writes(os.path.join(conf.agent.capture_dir,
+                                          'writes')))
 
 
 def deploy(conf, agent):

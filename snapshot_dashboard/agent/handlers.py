@@ -20,10 +20,12 @@ from snapshot_dashboard import web
 from snapshot_dashboard.agent import captures as captures_module
 from snapshot_dashboard.agent import guests as guests_module
 from snapshot_dashboard.agent import leases as leases_module
+from snapshot_dashboard.agent import writes as writes_module
 
 LOG = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r'[A-Za-z0-9-]{1,64}')
+UUID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
 # The Guest method that ends each kind of lease.
 RELEASES = {leases_module.FREEZE: 'thaw', leases_module.PAUSE: 'resume'}
 
@@ -31,16 +33,18 @@ RELEASES = {leases_module.FREEZE: 'thaw', leases_module.PAUSE: 'resume'}
 class Agent:
     """What the handlers share: the hypervisor, the leases, the captures,
     the options. ``uploader(token_auth)`` returns ``upload(image_id, file)``
-    acting with the caller's token."""
+    acting with the caller's token, ``uploader.downloader(token_auth)``
+    ``download(image_id, file)``; ``writes`` writes images into drives."""
 
     def __init__(self, hypervisor, leases, max_budget_s, privileged_roles,
-                 captures=None, uploader=None):
+                 captures=None, uploader=None, writes=None):
         self.hypervisor = hypervisor
         self.leases = leases
         self.max_budget_s = max_budget_s
         self.privileged_roles = set(privileged_roles)
         self.captures = captures
         self.uploader = uploader
+        self.writes = writes
 
     def release_inherited_leases(self):
         """At start: release what an agent that died held (its lease
@@ -302,6 +306,23 @@ def delete_capture(request, agent, uuid, capture_id):
     return 200, {'capture': capture.to_dict()}
 
 
+def write_drive(request, agent, uuid, device):
+    """Write a Glance image (``image``, fetched with the caller's own
+    token) into the local drive ``device`` of the shut-off server: an
+    ephemeral disk restored in place. Answers when the drive is written."""
+    guest = _guest(request, agent, uuid)
+    image = _body(request).get('image')
+    if not isinstance(image, str) or not UUID.fullmatch(image):
+        raise web.HTTPError(400, 'image must be a Glance image id.')
+    download = agent.uploader.downloader(
+        request.environ.get('keystone.token_auth'))
+    try:
+        written = agent.writes.write(guest, device, image, download)
+    except writes_module.WriteError as e:
+        raise web.HTTPError(e.status, str(e)) from e
+    return 200, {'write': written}
+
+
 ROUTES = {path: {method: _libvirt_errors(handler)
                  for method, handler in methods.items()}
           for path, methods in {
@@ -316,4 +337,5 @@ ROUTES = {path: {method: _libvirt_errors(handler)
                                                  'DELETE': delete_capture},
     '/v1/servers/{uuid}/captures/{capture_id}/export': {
         'POST': export_capture},
+    '/v1/servers/{uuid}/drives/{device}/write': {'POST': write_drive},
 }.items()}

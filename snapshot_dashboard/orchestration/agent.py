@@ -14,6 +14,8 @@ from keystoneauth1 import exceptions as ks_exceptions
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30
+# A drive written back downloads its image and writes every block.
+WRITE_TIMEOUT_S = 1800
 # The agent's own budget outlasts the orchestration's by this much, so the
 # orchestration normally ends the hold itself and the watchdog only catches
 # a vanished caller; small enough that a guest is never held longer than
@@ -33,10 +35,10 @@ class AgentClient:
         self.url = url.rstrip('/')
         self.timeout_s = timeout_s
 
-    def _call(self, method, path, body=None, expect=(200,)):
+    def _call(self, method, path, body=None, expect=(200,), timeout_s=None):
         response = self.session.request(
             self.url + path, method, json=body, raise_exc=False,
-            authenticated=True, timeout=self.timeout_s)
+            authenticated=True, timeout=timeout_s or self.timeout_s)
         try:
             data = response.json()
         except ValueError:
@@ -97,6 +99,13 @@ class AgentClient:
             {'images': [{'device': device, 'image': image}
                         for device, image in images]},
             expect=(202,))[1]['capture']
+
+    def write_drive(self, server_id, device, image_id):
+        """Write Glance image ``image_id`` into the local drive ``device``
+        (``vdb``) of the shut-off server; returns once it is written."""
+        return self._call('POST', '/v1/servers/%s/drives/%s/write'
+                          % (server_id, device), {'image': image_id},
+                          timeout_s=WRITE_TIMEOUT_S)[1]['write']
 
     def delete_capture(self, server_id, capture_id):
         self._call('DELETE', '/v1/servers/%s/captures/%s'
