@@ -135,14 +135,17 @@ def _with_run_trust(caller, save):
         raise
 
 
-def queue_restore(caller, snapshot_set, devices, attach_to):
-    """Queue the restore of ``devices`` of the set as new volumes, with
-    a trust from the caller that ends with the run."""
+def queue_restore(caller, snapshot_set, devices, attach_to, in_place=False,
+                  budget_s=None):
+    """Queue the restore of ``devices`` of the set as new volumes (or
+    ``in_place``), with a trust from the caller that ends with the run."""
     return _with_run_trust(
         caller, lambda trust_id: models.SnapshotRun.queue_restore(
             project_id=caller.project_id, user_id=caller.user_id,
             user_name=caller.user_name, snapshot_set=snapshot_set,
-            devices=devices, attach_to=attach_to, trust_id=trust_id))
+            devices=devices, attach_to=attach_to, trust_id=trust_id,
+            action=models.RESTORE_IN_PLACE if in_place
+            else models.RESTORE_VOLUMES, budget_s=budget_s))
 
 
 def create_schedule(caller, **fields):

@@ -31,13 +31,18 @@ DEFAULT_BUDGET_S = 60
 # What a run does.
 CREATE = 'create'  # take a snapshot set of the server
 RESTORE_VOLUMES = 'restore-volumes'  # drives of set_id as new volumes
+RESTORE_IN_PLACE = 'restore-in-place'  # drives of set_id into its server
+RESTORES = (RESTORE_VOLUMES, RESTORE_IN_PLACE)
+# The runs that act on their server (one at a time per server).
+HOLDING_ACTIONS = (CREATE, RESTORE_IN_PLACE)
 
 
 class SnapshotRun(models.Model):
     STATES = ((QUEUED, _('Queued')), (RUNNING, _('Running')),
               (SUCCEEDED, _('Succeeded')), (FAILED, _('Failed')))
     ACTIONS = ((CREATE, _('Take a snapshot set')),
-               (RESTORE_VOLUMES, _('Restore drives as new volumes')))
+               (RESTORE_VOLUMES, _('Restore drives as new volumes')),
+               (RESTORE_IN_PLACE, _('Restore drives in place')))
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4,
                           editable=False)
@@ -70,6 +75,8 @@ class SnapshotRun(models.Model):
     achieved_consistency = models.CharField(max_length=16, blank=True)
     window_ms = models.IntegerField(null=True)
     set_id = models.CharField(max_length=64, blank=True)
+    # A restore in place's safety set: restoring it undoes the restore.
+    undo_set_id = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)  # in the user's words
     cleanup = models.TextField(blank=True)  # what a recovery did
     attempts = models.IntegerField(default=0)
@@ -120,11 +127,15 @@ class SnapshotRun(models.Model):
 
     @classmethod
     def queue_restore(cls, *, project_id, user_id, user_name, snapshot_set,
-                      devices, attach_to, trust_id):
+                      devices, attach_to, trust_id, action=RESTORE_VOLUMES,
+                      budget_s=None):
         """Queue the restore of ``devices`` (None: every drive) of the set
-        as new volumes, attached to ``attach_to`` (a server id, or '')."""
+        as new volumes, attached to ``attach_to`` (a server id, or ''), or
+        with ``RESTORE_IN_PLACE`` into the set's server (its safety set
+        held still at most ``budget_s``)."""
         return cls.objects.create(
-            action=RESTORE_VOLUMES, project_id=project_id, user_id=user_id,
+            action=action, budget_s=budget_s or DEFAULT_BUDGET_S,
+            project_id=project_id, user_id=user_id,
             user_name=user_name or '', server_id=snapshot_set.server_id,
             set_id=snapshot_set.id, name=snapshot_set.name[:255],
             devices=devices, attach_to=attach_to or '', consistency='',

@@ -76,14 +76,21 @@ class ServiceClient:
     def delete_set(self, set_id):
         self._call('DELETE', '/sets/%s' % set_id, expect=(204,))
 
-    def restore_set(self, set_id, devices=None, attach_to=None):
-        """Queue the restore of ``devices`` of the set as new volumes;
-        the run."""
-        fields = {'as': 'new-volumes', 'devices': devices}
+    def restore_set(self, set_id, devices=None, attach_to=None,
+                    in_place=False):
+        """Queue the restore of ``devices`` of the set as new volumes (or
+        ``in_place``); the run."""
+        fields = {'as': 'in-place' if in_place else 'new-volumes',
+                  'devices': devices}
         if attach_to:
             fields['attach_to'] = attach_to
         return self._call('POST', '/sets/%s/restore' % set_id,
                           {'restore': fields}, expect=(202,))['run']
+
+    def undo_run(self, run_id):
+        """Queue the undo of a restore in place; the new run."""
+        return self._call('POST', '/runs/%s/undo' % run_id,
+                          expect=(202,))['run']
 
     # -- schedules ---------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``openstack server snapshot create|list|show|delete|restore``: through
+"""``openstack server snapshot create|list|show|delete|restore|undo``:
 the REST API of snapshot sets, or (but for restore) with ``--in-process``
 through the core."""
 
@@ -300,44 +300,70 @@ class DeleteSnapshotSet(_SetCommand):
 
 
 class RestoreSnapshotSet(_Clients, _Following, command.ShowOne):
-    _description = ('Restore drives of a snapshot set as new volumes of the '
-                    'project, optionally attached to a server; the set and '
-                    'every existing volume stay as they are')
+    _description = ('Restore drives of a snapshot set into its server, in '
+                    'place: a safety set of the drives it replaces is taken '
+                    'first (its undo), the server is stopped, each chosen '
+                    'drive replaced, and the server started again if it '
+                    'ran; replaced volumes are kept. With --as-new-volumes, '
+                    'the drives become new volumes instead and nothing that '
+                    'exists is touched')
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument('snapshot_set', metavar='<set>',
                             help='Snapshot set (ID)')
         parser.add_argument(
-            '--as-new-volumes', action='store_true', required=True,
-            help='Make each drive a new volume (required: a restore in '
-                 'place is not available yet)')
+            '--as-new-volumes', action='store_true',
+            help='Make each drive a new volume of the project instead of '
+                 'restoring the server in place')
         parser.add_argument(
             '--device', metavar='<device>', action='append', dest='devices',
             help='Drive of the set to restore, as vda or /dev/vdb (repeat '
                  'for more; default: every drive)')
         parser.add_argument(
             '--attach-to', metavar='<server>',
-            help='Attach the new volumes to this server of the project '
-                 '(name or ID)')
+            help='With --as-new-volumes: attach the new volumes to this '
+                 'server of the project (name or ID)')
         parser.add_argument(
             '--wait', action='store_true',
-            help='Return only when the volumes are made (and attached); '
-                 'without it, the queued run is shown')
+            help='Return only when the restore is done; without it, the '
+                 'queued run is shown')
         return parser
 
     def take_action(self, parsed_args):
         attach_to = None
+        if parsed_args.attach_to and not parsed_args.as_new_volumes:
+            raise exceptions.CommandError(
+                '--attach-to goes with --as-new-volumes: in place, the '
+                'drives go back into the set\'s own server.')
         if parsed_args.attach_to:
             attach_to = utils.find_resource(self.clients.nova.servers,
                                             parsed_args.attach_to).id
         try:
             queued = self.service.restore_set(
                 parsed_args.snapshot_set, devices=parsed_args.devices,
-                attach_to=attach_to)
+                attach_to=attach_to,
+                in_place=not parsed_args.as_new_volumes)
         except service_client.ServiceError as e:
             raise exceptions.CommandError(str(e)) from e
-        if not parsed_args.wait:
+        return self._shown(queued, parsed_args.wait)
+
+    def _shown(self, queued, wait):
+        if queued['action'] == 'restore-in-place':
+            ended = self._follow(queued) if wait else queued
+            if ended['state'] == 'failed':
+                raise exceptions.CommandError(
+                    'Run %s failed: %s' % (ended['id'], ended['error']))
+            details = {'id': ended['id'], 'state': ended['state'],
+                       'set_id': ended['set_id'],
+                       'server_id': ended['server_id'],
+                       'undo_set_id': ended['undo_set_id'] or '',
+                       'devices': ', '.join(ended['devices']
+                                            or ['every drive']),
+                       'drives': '\n'.join('%s %s' % item for item in sorted(
+                           ended['drives'].items()))}
+            return tuple(zip(*sorted(details.items()), strict=True))
+        if not wait:
             details = {'id': queued['id'], 'state': queued['state'],
                        'set_id': queued['set_id'],
                        'attach_to': queued['attach_to'] or '',
@@ -349,6 +375,29 @@ class RestoreSnapshotSet(_Clients, _Following, command.ShowOne):
             raise exceptions.CommandError(
                 'Run %s failed: %s' % (ended['id'], ended['error']))
         return self._restored(ended)
+
+
+class UndoRestore(RestoreSnapshotSet):
+    _description = ('Undo a restore in place: its safety set restored in '
+                    'place (itself after a safety set of its own, so an '
+                    'undo can be undone too)')
+
+    def get_parser(self, prog_name):
+        parser = command.ShowOne.get_parser(self, prog_name)
+        parser.add_argument('run', metavar='<run>',
+                            help='The restore in place to undo (run ID)')
+        parser.add_argument(
+            '--wait', action='store_true',
+            help='Return only when the undo is done; without it, the '
+                 'queued run is shown')
+        return parser
+
+    def take_action(self, parsed_args):
+        try:
+            queued = self.service.undo_run(parsed_args.run)
+        except service_client.ServiceError as e:
+            raise exceptions.CommandError(str(e)) from e
+        return self._shown(queued, parsed_args.wait)
 
     def _restored(self, ended):
         """The run and each new volume: the drive it holds, where it is

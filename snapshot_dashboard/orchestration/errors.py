@@ -119,6 +119,16 @@ class RestoreFailed(SnapshotSetError):
         self.rollback_failures = list(rollback_failures)
 
 
+class CannotRestoreInPlace(SnapshotSetError):
+    """Nothing was changed: ``reasons`` maps a drive to why it cannot be
+    restored in place, and what to do instead."""
+
+    def __init__(self, reasons):
+        super().__init__('Cannot restore in place: %s.' % '; '.join(
+            '%s: %s' % (name, why) for name, why in sorted(reasons.items())))
+        self.reasons = dict(reasons)
+
+
 class SetNotFound(SnapshotSetError):
     def __init__(self, set_id):
         super().__init__('No snapshot set %s in your project.' % set_id)

@@ -20,11 +20,21 @@ UPLOAD = 'upload'
 # A restore's steps: a drive made again (as a new volume), then attached.
 RESTORE = 'restore'
 ATTACH = 'attach'
+# A restore in place's own: its safety set taken, the server stopped, the
+# replaced volumes detached, the root rebuilt, a local drive written back,
+# the server started again.
+SAFETY_SET = 'safety-set'
+STOP = 'stop'
+DETACH = 'detach'
+REBUILD = 'rebuild'
+WRITE = 'write'
+START = 'start'
 ROLLBACK = 'rollback'
 # Not a step: something was created (and its undo registered).
 RESOURCE = 'resource'
 STEPS = (PLAN, PREFLIGHT, OPEN_WINDOW, CAPTURE, CLOSE_WINDOW, PACKAGE,
-         UPLOAD, RESTORE, ATTACH, ROLLBACK)
+         UPLOAD, RESTORE, ATTACH, SAFETY_SET, STOP, DETACH, REBUILD, WRITE,
+         START, ROLLBACK)
 
 # States of a step.
 STARTED = 'started'
@@ -37,9 +47,20 @@ IMAGE = 'image'
 AGENT_COPY = 'agent-copy'  # local drives copied on the compute node
 VOLUME = 'volume'  # a drive of a set restored as a new volume
 ATTACHMENT = 'attachment'  # a restored volume attached (id: the volume's)
+# What a restore in place changes, and undoes: its safety set (id: the
+# set's), the server stopped, a replaced volume detached (id: the volume's),
+# the server rebuilt, a local drive written back (id: the device).
+SAFETY_SET_KIND = 'safety-set'
+STOPPED = 'stopped'
+DETACHMENT = 'detachment'
+REBUILT = 'rebuilt'
+WRITTEN = 'written'
 RESOURCE_WORDS = {VOLUME_SNAPSHOT: 'volume snapshot', IMAGE: 'image',
                   AGENT_COPY: 'agent copy', VOLUME: 'volume',
-                  ATTACHMENT: 'attachment of volume'}
+                  ATTACHMENT: 'attachment of volume',
+                  SAFETY_SET_KIND: 'safety set', STOPPED: 'stop of server',
+                  DETACHMENT: 'detachment of volume',
+                  REBUILT: 'rebuild of server', WRITTEN: 'write-back of'}
 
 
 @dataclasses.dataclass(frozen=True)

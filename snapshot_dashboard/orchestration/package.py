@@ -90,4 +90,6 @@ def image_properties(snapshot_set, plan):
         written[properties.EXCLUDED] = json.dumps(snapshot_set.excluded)
     if snapshot_set.schedule_id:
         written[properties.SCHEDULE] = snapshot_set.schedule_id
+    if snapshot_set.undo_of:
+        written[properties.UNDO_OF] = snapshot_set.undo_of
     return written

@@ -31,6 +31,14 @@ RESTORED_FROM = 'snapshot_set_restored_from'
 # on (a recovery of the run keeps it).
 DELIVERED = 'snapshot_set_delivered'
 
+# On a set taken by a restore in place before it changed anything (its
+# safety set): the restore's run id. Restoring it undoes the restore.
+UNDO_OF = 'snapshot_set_undo_of'
+# On a volume a restore in place made: the volume it replaces at its device.
+REPLACES = 'snapshot_set_replaces'
+# On a volume a restore in place replaced (detached, kept): the run's id.
+REPLACED_BY = 'snapshot_set_replaced_by'
+
 # On an image a set holds besides its own (an ephemeral copy): the set's id.
 MEMBER_OF = 'snapshot_set_member_of'
 # On every volume snapshot and image of a set once the set is packaged:

@@ -173,10 +173,12 @@ def restore_as_volumes(clients, set_id, devices=None, attach_to=None,
     return restored
 
 
-def _new_volume(clients, plan, drive, run_id, rollback, clock):
+def _new_volume(clients, plan, drive, run_id, rollback, clock,
+                extra_metadata=None):
     """Ask Cinder for the drive's new volume; its undo first."""
     tag = '%s %s' % (plan.snapshot_set.id, drive.name)
-    metadata = {properties.RUN: run_id, properties.RESTORED_FROM: tag}
+    metadata = dict(extra_metadata or {}, **{properties.RUN: run_id,
+                                             properties.RESTORED_FROM: tag})
     pending = events.Resource(events.VOLUME, tag)
     found = {}
     rollback.add(pending, _undo_volume, clients.cinder, run_id, tag, found,

@@ -146,7 +146,7 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
                         description='', consistency=window_module.AUTO,
                         budget_s=DEFAULT_BUDGET_S, wait=False, progress=None,
                         clock=window_module.Clock, agent_locator=None,
-                        run_id=None, schedule_id=None):
+                        run_id=None, schedule_id=None, undo_of=None):
     """Take one snapshot set of a server and return it.
 
     Returns when every drive is captured and the set's image is written;
@@ -155,7 +155,8 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
     agent. ``run_id`` tags everything the run creates (a new id by
     default): a durable run passes its own, so ``recovery`` can find its
     leftovers. ``schedule_id`` marks the set as the schedule's, for its
-    retention. ``progress`` hears every step as an ``events.Event``.
+    retention. ``undo_of`` marks it as the safety set of that restore run.
+    ``progress`` hears every step as an ``events.Event``.
     Raises a SnapshotSetError subclass, with nothing left behind.
     """
     report(progress, events.PLAN, events.STARTED)
@@ -195,6 +196,7 @@ def create_snapshot_set(clients, server_id, devices=None, name=None,
         snapshot_set = _snapshot_set(plan, captures, level, window_ms,
                                      context, consistency, window)
         snapshot_set.schedule_id = schedule_id
+        snapshot_set.undo_of = undo_of
         report(progress, events.PACKAGE, events.STARTED)
         snapshot_set = _package(clients, plan, snapshot_set, captures,
                                 capturers, rollback)

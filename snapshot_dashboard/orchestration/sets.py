@@ -81,6 +81,7 @@ class SnapshotSet:
     status: str = CREATING
     project_id: str | None = None
     schedule_id: str | None = None  # the backup schedule that made it
+    undo_of: str | None = None  # the restore run it is the safety set of
 
     @classmethod
     def from_image(cls, image):
@@ -101,7 +102,8 @@ class SnapshotSet:
             created_at=image.get('created_at'),
             status=IMAGE_STATUSES.get(image.get('status'), ERROR),
             project_id=image.get('owner'),
-            schedule_id=image.get(properties.SCHEDULE))
+            schedule_id=image.get(properties.SCHEDULE),
+            undo_of=image.get(properties.UNDO_OF))
 
     @classmethod
     def from_dict(cls, data):

@@ -43,6 +43,7 @@ SET_GET = PREFIX + 'set:get'
 SET_LIST = PREFIX + 'set:list'
 SET_DELETE = PREFIX + 'set:delete'
 SET_RESTORE = PREFIX + 'set:restore'
+RUN_UNDO = PREFIX + 'run:undo'
 SCHEDULE_CREATE = PREFIX + 'schedule:create'
 SCHEDULE_GET = PREFIX + 'schedule:get'
 SCHEDULE_LIST = PREFIX + 'schedule:list'
@@ -65,9 +66,13 @@ rules = [
           '/v1/sets'),
     _rule('set:delete', MEMBER, 'Delete a snapshot set: its image and its '
           'volume snapshots.', 'DELETE', '/v1/sets/{set_id}'),
-    _rule('set:restore', MEMBER, 'Restore drives of a snapshot set as new '
-          'volumes of the project (queue a run), optionally attached to a '
-          'server of the project.', 'POST', '/v1/sets/{set_id}/restore'),
+    _rule('set:restore', MEMBER, 'Restore drives of a snapshot set (queue '
+          'a run): as new volumes of the project, optionally attached to a '
+          'server of the project, or in place into the set\'s server '
+          '(stopped, its replaced drives kept in a safety set).', 'POST',
+          '/v1/sets/{set_id}/restore'),
+    _rule('run:undo', MEMBER, 'Undo a restore in place: restore its safety '
+          'set in place (queue a run).', 'POST', '/v1/runs/{run_id}/undo'),
     _rule('schedule:create', MEMBER, 'Create a backup schedule.', 'POST',
           '/v1/schedules'),
     _rule('schedule:get', READER, 'Show a backup schedule.', 'GET',

@@ -39,6 +39,7 @@ from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
+from snapshot_dashboard.orchestration import inplace
 from snapshot_dashboard.orchestration import recovery
 from snapshot_dashboard.orchestration import restore
 from snapshot_dashboard.orchestration import run as run_module
@@ -88,8 +89,8 @@ def take(worker, run, hold=False, still=None, **changes):
     meets ``still``, or, with ``hold``, another run holds its server. The
     UPDATE names only this table's own row (MySQL refuses an UPDATE whose
     condition reads the same table)."""
-    if hold and run.action == models.CREATE:
-        # A restore holds no guest: it takes no server.
+    if hold and run.action in models.HOLDING_ACTIONS:
+        # A restore as new volumes leaves the set's server alone.
         changes['holding_server'] = run.server_id
     try:
         with transaction.atomic():  # a savepoint inside claim()'s
@@ -112,7 +113,8 @@ def claim_queued(worker):
         holding_server__isnull=False).values('holding_server')
     return claim(worker, models.SnapshotRun.objects.filter(
         state=models.QUEUED).exclude(server_id__in=busy,
-                                     action=models.CREATE), hold=True,
+                                     action__in=models.HOLDING_ACTIONS),
+        hold=True,
         state=models.RUNNING, started_at=functions.Now())
 
 
@@ -144,7 +146,10 @@ def write(run, **fields):
 # A drive's state in a run, by step: (started, done).
 DRIVE_STATES = {events.CAPTURE: ('capturing', 'captured'),
                 events.RESTORE: ('restoring', 'restored'),
-                events.ATTACH: ('attaching', 'attached')}
+                events.ATTACH: ('attaching', 'attached'),
+                events.DETACH: ('detaching', 'detached'),
+                events.REBUILD: ('restoring', 'restored'),
+                events.WRITE: ('restoring', 'restored')}
 
 
 class Recorder:
@@ -152,7 +157,8 @@ class Recorder:
     each event's fields, as the orchestration typed them. Raises
     errors.Superseded once the run is another worker's."""
 
-    FIELDS = ['step', 'drives', 'events', 'resources', 'window', 'set_id']
+    FIELDS = ['step', 'drives', 'events', 'resources', 'window', 'set_id',
+              'undo_set_id']
 
     def __init__(self, run, heartbeat=None):
         self.run = run
@@ -185,6 +191,8 @@ class Recorder:
                 run.window = None
             if event.step == events.PACKAGE and done:
                 run.set_id = event.set_id  # a restore's is its source
+            if event.step == events.SAFETY_SET and done:
+                run.undo_set_id = event.set_id
             write(run, **{f: getattr(run, f) for f in self.FIELDS})
 
 
@@ -302,7 +310,7 @@ class Executor:
                             'stopped acting on it', run.pk, self.worker)
 
     def _execute(self, run, clock, heartbeat=None):
-        if run.action == models.RESTORE_VOLUMES:
+        if run.action in models.RESTORES:
             self._restore(run, clock, heartbeat)
             return
         recorder = Recorder(run, heartbeat)
@@ -340,10 +348,18 @@ class Executor:
 
     def _restore(self, run, clock, heartbeat=None):
         try:
-            restored = restore.restore_as_volumes(
-                self.clients(run), run.set_id, devices=run.devices,
-                attach_to=run.attach_to or None, run_id=str(run.pk),
-                progress=Recorder(run, heartbeat), clock=clock)
+            if run.action == models.RESTORE_IN_PLACE:
+                safety = inplace.restore_in_place(
+                    self.clients(run), run.set_id, devices=run.devices,
+                    run_id=str(run.pk), progress=Recorder(run, heartbeat),
+                    clock=clock, agent_locator=self.agent_locator,
+                    budget_s=run.budget_s)
+                restored = None
+            else:
+                restored = restore.restore_as_volumes(
+                    self.clients(run), run.set_id, devices=run.devices,
+                    attach_to=run.attach_to or None, run_id=str(run.pk),
+                    progress=Recorder(run, heartbeat), clock=clock)
         except errors.Superseded:
             raise
         except errors.SnapshotSetError as e:
@@ -359,6 +375,9 @@ class Executor:
                 'The drives could not be restored: %s' % e, e),
                 cleanup=_rollback_text(e))
         else:
+            if restored is None:
+                self._end(run, models.SUCCEEDED, undo_set_id=safety.id)
+                return
             self._end(run, models.SUCCEEDED, drives={
                 volume.device: 'attached' if volume.attached_as
                 else 'restored' for volume in restored})
@@ -396,6 +415,9 @@ class Executor:
     def _recover(self, run, clock, heartbeat=None):
         if run.action == models.RESTORE_VOLUMES:
             self._recover_restore(run, clock)
+            return
+        if run.action == models.RESTORE_IN_PLACE:
+            self._recover_in_place(run, clock)
             return
         try:
             user_clients = self.clients(run)
@@ -471,6 +493,54 @@ class Executor:
         self._end(run, models.FAILED, cleanup=cleanup, error=(
             'The restore was interrupted (its worker stopped) and nothing '
             'was kept.'))
+
+    def _recover_in_place(self, run, clock):
+        """A restore in place whose worker died: done if it delivered its
+        volumes; else the server is put back from its safety set, and
+        what it made removed. Not queued again: the user sees the server
+        as it was and decides."""
+        started = {}
+        for event in run.events:
+            if event.get('state') == events.STARTED:
+                started.setdefault(event['step'], []).append(
+                    event.get('device'))
+        try:
+            user_clients = self.clients(run)
+            released, closed = recovery.close_window(
+                user_clients, run.server_id, run.window, clock=clock)
+            if released:
+                run.window = None
+            outcome, safety, failures = inplace.recover(
+                user_clients, str(run.pk), run.set_id, started,
+                agent_locator=self.agent_locator, clock=clock)
+            deleted, leftover_failures = recovery.remove_leftovers(
+                user_clients, str(run.pk))
+            copies = run.resource_ids(events.AGENT_COPY)
+            agent_url = self._agent_url(run, user_clients)
+            if copies and agent_url:
+                deleted += recovery.remove_copies(
+                    user_clients, run.server_id, agent_url, copies)
+        except errors.Superseded:
+            raise
+        except Exception as e:
+            LOG.exception('Recovering run %s failed', run.pk)
+            self._end(run, models.FAILED, error=(
+                'The restore was interrupted and the server could not be '
+                'put back automatically: %s' % e))
+            return
+        cleanup = 'window: %s; %s' % (closed, _removed_text(
+            deleted, failures + leftover_failures))
+        if outcome == 'finished':
+            self._end(run, models.SUCCEEDED, cleanup=cleanup,
+                      undo_set_id=safety.id if safety else '',
+                      drives=dict.fromkeys(run.drives, 'restored'))
+            return
+        self._end(run, models.FAILED, cleanup=cleanup, error=(
+            'The restore was interrupted (its worker stopped); %s' % (
+                'nothing had been changed yet.' if outcome == 'untouched'
+                else 'the server was put back as it was.' if not failures
+                else 'the server could not be put back entirely: %s.'
+                % '; '.join(failures))))
 
     def _adopt(self, run, clients, clock):
         """The set the dead worker packaged, once usable; None if it was

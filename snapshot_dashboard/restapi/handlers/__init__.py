@@ -11,6 +11,7 @@ ROUTES = {
     '/v1/?': {'GET': versions.show_version},
     '/v1/runs': {'GET': runs.list_runs, 'POST': runs.create_run},
     '/v1/runs/{run_id}': {'GET': runs.show_run},
+    '/v1/runs/{run_id}/undo': {'POST': runs.undo_run},
     '/v1/reaped': {'GET': reaped.list_reaped},
     '/v1/sets': {'GET': sets.list_sets},
     '/v1/sets/{set_id}': {'GET': sets.show_set, 'DELETE': sets.delete_set},

@@ -201,3 +201,19 @@ def get_or_404(queryset, what, object_id, **filters):
 def iso(when):
     return when.isoformat() if when else None
 
+
+def queue_planned(plan, queue):
+    """``queue(plan())``, a plan that cannot be made said as an HTTP
+    error (nothing queued)."""
+    try:
+        planned = plan()
+    except (errors.SetNotFound, errors.ServerNotFound) as e:
+        raise web.HTTPError(404, str(e)) from e
+    except (errors.SetNotUsable, errors.ServerNotAttachable,
+            errors.ServerNotSnapshottable) as e:
+        raise web.HTTPError(409, str(e)) from e
+    except errors.QuotaExceeded as e:
+        raise web.HTTPError(403, str(e)) from e
+    except errors.SnapshotSetError as e:
+        raise web.HTTPError(400, str(e)) from e
+    return queue(planned)

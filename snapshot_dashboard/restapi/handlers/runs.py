@@ -4,6 +4,7 @@ follow it step by step."""
 from snapshot_dashboard import lifecycle
 from snapshot_dashboard import models
 from snapshot_dashboard import web
+from snapshot_dashboard.orchestration import inplace
 from snapshot_dashboard.orchestration import window as window_module
 from snapshot_dashboard.restapi import policies
 from snapshot_dashboard.restapi.handlers import common
@@ -30,6 +31,7 @@ def view(run):
         'resources': run.resources,
         'achieved_consistency': run.achieved_consistency or None,
         'window_ms': run.window_ms, 'set_id': run.set_id or None,
+        'undo_set_id': run.undo_set_id or None,
         'error': run.error or None, 'cleanup': run.cleanup or None,
         'attempts': run.attempts, 'created_at': common.iso(run.created_at),
         'started_at': common.iso(run.started_at),
@@ -80,6 +82,25 @@ def list_runs(request, service):
     limit = common.limit(request, LIST_LIMIT, MAX_LIST_LIMIT)
     return 200, {'runs': [view(run) for run in
                           runs.order_by('-created_at')[:limit]]}
+
+
+def undo_run(request, service, run_id):
+    """Undo a restore in place that succeeded: its safety set restored in
+    place (every drive), checked now, queued; 202 with the new run."""
+    caller = service.caller(request)
+    run = common.get_or_404(models.SnapshotRun.objects, 'run', run_id,
+                            project_id=caller.project_id)
+    service.authorize(request, policies.RUN_UNDO, run.project_id)
+    if run.action != models.RESTORE_IN_PLACE or not run.undo_set_id or \
+            run.state != models.SUCCEEDED:
+        raise web.HTTPError(409, 'Run %s is not a restore in place that '
+                            'succeeded: there is nothing to undo.' % run.pk)
+    undo = common.queue_planned(lambda: inplace.plan_in_place(
+        service.clients(caller), run.undo_set_id), lambda plan:
+        lifecycle.queue_restore(caller, plan.snapshot_set, None, None,
+                                in_place=True, budget_s=run.budget_s))
+    return web.json_response(202, {'run': view(undo)}, headers={
+        'Location': '%s/v1/runs/%s' % (request.application_url, undo.pk)})
 
 
 def show_run(request, service, run_id):

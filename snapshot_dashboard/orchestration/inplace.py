@@ -1,0 +1,631 @@
+"""Restoring a server in place to one of its sets, drive by drive (no
+Django).
+
+With the caller's own rights, through Nova, Cinder and Glance, and the
+compute-side agent for local disks:
+
+1. a *safety set* of the drives about to be replaced is taken (the server
+   as it is, tagged ``properties.UNDO_OF`` the run): restoring it undoes
+   the restore. The restore does not start without it;
+2. a new volume is made from the set's snapshot of each chosen volume,
+   while the server still runs;
+3. the server is stopped (and started again at the end if it ran);
+4. each replaced volume is detached (kept: renamed at the end, tagged
+   ``properties.REPLACED_BY``) and its new volume attached in its place,
+   at the same device;
+5. an image-backed root is rebuilt by Nova from the set's root image
+   (attached volumes stay); a rebuild blanks the ephemeral disk, so the
+   ephemeral disks the restore does not replace are in the safety set and
+   written back from it;
+6. each chosen ephemeral disk is written back from the set's copy by the
+   agent, while the server is shut off.
+
+Every change registers its undo first: a failure puts the server back as
+it was (old volumes at their devices, root and ephemeral disks from the
+safety set, running again if it ran) and removes everything the restore
+made, the safety set last. A volume-backed root cannot be restored in
+place yet: the refusal names what can be done instead.
+"""
+
+import dataclasses
+import datetime
+import functools
+import logging
+import uuid
+
+from keystoneauth1 import exceptions as ks_exceptions
+from novaclient import exceptions as nova_exceptions
+
+from snapshot_dashboard.orchestration import agent as agent_module
+from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import events
+from snapshot_dashboard.orchestration import plan as plan_module
+from snapshot_dashboard.orchestration import properties
+from snapshot_dashboard.orchestration import restore
+from snapshot_dashboard.orchestration import run as run_module
+from snapshot_dashboard.orchestration import sets
+from snapshot_dashboard.orchestration import window as window_module
+
+LOG = logging.getLogger(__name__)
+
+SERVER_TIMEOUT_S = 600  # a stop, start or rebuild
+POLL_S = 2
+RESTORABLE = ('ACTIVE', 'SHUTOFF')
+VOLUME_BACKED_ROOT = ('a volume-backed root cannot be restored in place: '
+                      'launch the set as a new server, or restore this drive '
+                      'as a new volume')
+# What the safety set's own events tell the restore's recorder: the window
+# it holds (to be closed by a recovery), and what it creates.
+SAFETY_SET_STEPS = (events.OPEN_WINDOW, events.CLOSE_WINDOW, events.RESOURCE)
+
+
+@dataclasses.dataclass(frozen=True)
+class InPlacePlan:
+    snapshot_set: sets.SnapshotSet
+    server_id: str
+    server_name: str
+    was_running: bool
+    # (drive of the set, the server's device at that name now)
+    volumes: tuple = ()
+    root: sets.Drive | None = None  # an image-backed root, rebuilt
+    ephemerals: tuple = ()  # drives of the set written back
+    # The server's ephemeral devices a root rebuild blanks that are not
+    # restored from the set: written back from the safety set.
+    kept_ephemerals: tuple = ()
+
+    @property
+    def drives(self):
+        return tuple(d for d, _ in self.volumes) + (
+            (self.root,) if self.root else ()) + self.ephemerals
+
+    @property
+    def safety_devices(self):
+        """The server's drives the restore replaces, and the ephemeral
+        disks a root rebuild blanks."""
+        return sorted({d.name for d in self.drives}
+                      | {d.name for d in self.kept_ephemerals})
+
+    @property
+    def needs_agent(self):
+        return bool(self.ephemerals or self.kept_ephemerals)
+
+
+def plan_in_place(clients, set_id, devices=None, has_agent=True):
+    """What restoring ``devices`` (None: every drive) of the set into its
+    server would change; raises a SnapshotSetError (nothing changed) when
+    it cannot be done."""
+    snapshot_set = sets.get_set(clients, set_id)
+    if snapshot_set.status != sets.AVAILABLE:
+        raise errors.SetNotUsable(set_id, snapshot_set.status)
+    server, attachments, volumes = plan_module.read_server(
+        clients, snapshot_set.server_id)
+    plan_module.check_owner(server, clients.project_id)
+    task_state = server.get('OS-EXT-STS:task_state')
+    if server['status'] not in RESTORABLE or task_state:
+        raise errors.ServerNotSnapshottable(
+            server.get('name') or server['id'], server['status'], task_state)
+    _, current = plan_module.list_devices(server, attachments, volumes)
+    current = {d.name: d for d in current}
+    drives = {d.name: d for d in snapshot_set.drives}
+    chosen = (list(drives) if devices is None else list(dict.fromkeys(
+        plan_module.normalize_device_name(name) for name in devices)))
+    if not chosen:
+        raise errors.NothingSelected()
+    unknown = set(chosen) - set(drives)
+    if unknown:
+        raise errors.UnknownDevices(unknown, drives)
+
+    refused = {}
+    volume_drives, root, ephemerals = [], None, []
+    for name in chosen:
+        drive, now = drives[name], current.get(name)
+        if drive.kind == plan_module.ROOT_VOLUME or (
+                now is not None and now.kind == plan_module.ROOT_VOLUME):
+            refused[name] = VOLUME_BACKED_ROOT
+        elif now is None:
+            refused[name] = ('the server has no drive there now: restore it '
+                             'as a new volume attached to the server')
+        elif now.kind != drive.kind:
+            refused[name] = ('the server\'s drive there is now a %s, not a '
+                             '%s' % (now.kind, drive.kind))
+        elif not (drive.snapshot_id or drive.image_id):
+            refused[name] = 'the set holds nothing for it'
+        elif drive.kind == plan_module.VOLUME:
+            volume_drives.append((drive, now))
+        elif drive.kind == plan_module.ROOT_IMAGE:
+            root = drive
+        elif now.size_gb < drive.size_gb:
+            refused[name] = ('the server\'s ephemeral disk (%d GB) is smaller '
+                             'than the copy (%d GB)' % (now.size_gb,
+                                                        drive.size_gb))
+        else:
+            ephemerals.append(drive)
+    kept = ()
+    if root is not None:
+        kept = tuple(d for d in current.values()
+                     if d.kind == plan_module.EPHEMERAL
+                     and d.name not in {e.name for e in ephemerals})
+    if not has_agent:
+        for drive in ephemerals:
+            refused[drive.name] = ('an ephemeral disk is written back by the '
+                                   'compute-side agent, which cannot be '
+                                   'reached')
+        for device in kept:
+            refused[root.name] = (
+                'rebuilding the root blanks the ephemeral disk %s, which only '
+                'the compute-side agent (not reachable) can keep'
+                % device.name)
+    if refused:
+        raise errors.CannotRestoreInPlace(refused)
+    restore._check_quota(clients, [d for d, _ in volume_drives])
+    return InPlacePlan(
+        snapshot_set=snapshot_set, server_id=server['id'],
+        server_name=server.get('name') or server['id'],
+        was_running=server['status'] == 'ACTIVE',
+        volumes=tuple(sorted(volume_drives, key=lambda v: v[0].name)),
+        root=root, ephemerals=tuple(ephemerals), kept_ephemerals=kept)
+
+
+def _locate_agent(clients, server_id, agent_locator):
+    if agent_locator is None:
+        return None
+    try:
+        agent = agent_locator.for_server(clients, server_id)
+    except Exception:
+        LOG.exception('Could not locate the agent of %s', server_id)
+        return None
+    return agent if agent_module.probe(agent, server_id) else None
+
+
+def restore_in_place(clients, set_id, devices=None, run_id=None,
+                     progress=None, clock=window_module.Clock,
+                     agent_locator=None,
+                     budget_s=run_module.DEFAULT_BUDGET_S):
+    """Restore ``devices`` (None: every drive) of the set into its server,
+    in place, and return the safety set (its undo). Raises a
+    SnapshotSetError with the server put back as it was and everything the
+    restore made removed (``rollback_failures`` names what could not be)."""
+    report = functools.partial(run_module.report, progress)
+    report(events.PLAN, events.STARTED)
+    server_id = sets.get_set(clients, set_id).server_id
+    agent = _locate_agent(clients, server_id, agent_locator)
+    plan = plan_in_place(clients, set_id, devices, agent is not None)
+    report(events.PLAN, events.DONE,
+           drives=tuple(d.name for d in plan.drives))
+    run_id = run_id or str(uuid.uuid4())
+    rollback = run_module.Rollback(on_add=lambda resource: report(
+        events.RESOURCE, events.DONE, resource=resource), clock=clock)
+    steps = _Steps(clients, plan, run_id, agent, rollback, clock, report)
+    try:
+        safety = steps.take_safety_set(agent_locator, budget_s, progress)
+        steps.make_volumes()
+        steps.stop()
+        steps.swap_volumes()
+        steps.restore_local_disks(safety)
+        steps.start()
+        steps.deliver()
+    except errors.Superseded:
+        raise  # the new owner of the run rolls it back
+    except BaseException as e:
+        report(events.ROLLBACK, events.STARTED, message=str(e))
+        rollback.run()
+        report(events.ROLLBACK,
+               events.FAILED if rollback.failures else events.DONE,
+               message='; '.join(rollback.failures) or
+               'the server is as it was; nothing the restore made is left')
+        if isinstance(e, (ks_exceptions.Unauthorized, KeyboardInterrupt,
+                          SystemExit)):
+            raise
+        if isinstance(e, errors.SnapshotSetError) and not isinstance(
+                e, errors.RestoreFailed):
+            message = str(e)
+        else:
+            message = 'The server could not be restored: %s' % e
+        raise errors.RestoreFailed(message, rollback.failures) from e
+    return safety
+
+
+class _Steps:
+    """The steps of one restore in place, each registering its undo."""
+
+    def __init__(self, clients, plan, run_id, agent, rollback, clock,
+                 report):
+        self.clients = clients
+        self.plan = plan
+        self.run_id = run_id
+        self.agent = agent
+        self.rollback = rollback
+        self.clock = clock
+        self.report = report
+        self.new_volumes = {}  # device -> new volume id
+        self.safety = None
+        self.rebuild_asked = False
+        self.undo_failed = False  # the safety set is then kept
+
+    def take_safety_set(self, agent_locator, budget_s, progress):
+        plan = self.plan
+        self.report(events.SAFETY_SET, events.STARTED,
+                    drives=tuple(plan.safety_devices))
+        # Registered first, so it is the last undo: every other undo may
+        # need what it holds.
+        self.rollback.add(events.Resource(events.SAFETY_SET_KIND,
+                                          'of %s' % plan.server_id),
+                          self._delete_safety_set)
+        when = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            self.safety = run_module.create_snapshot_set(
+                self.clients, plan.server_id, devices=plan.safety_devices,
+                name='%s before restore of %s' % (
+                    plan.server_name, plan.snapshot_set.name or
+                    plan.snapshot_set.id),
+                description='Taken on %s before restoring %s in place; '
+                'restore it to undo that restore.' % (
+                    when.strftime('%Y-%m-%dT%H:%M:%SZ'), plan.snapshot_set.id),
+                wait=True, progress=_only(progress, SAFETY_SET_STEPS),
+                clock=self.clock, agent_locator=agent_locator,
+                run_id=self.run_id, budget_s=budget_s, undo_of=self.run_id)
+        except errors.SnapshotSetError as e:
+            raise errors.RestoreFailed(
+                'The safety set (the restore\'s undo) could not be taken, '
+                'so nothing was changed: %s' % e) from e
+        self.report(events.SAFETY_SET, events.DONE, set_id=self.safety.id)
+        return self.safety
+
+    def _delete_safety_set(self):
+        if self.safety is None:
+            return  # create_snapshot_set removed what it made
+        if self.undo_failed:
+            raise errors.RestoreFailed(
+                'kept: the server could not be put back entirely, and set '
+                '%s holds its drives as they were' % self.safety.id)
+        try:
+            sets.delete_set(self.clients, self.safety.id)
+        except errors.SetNotFound:
+            pass
+
+    def make_volumes(self):
+        for drive, now in self.plan.volumes:
+            self.report(events.RESTORE, events.STARTED, device=drive.name)
+            self.new_volumes[drive.name] = restore._new_volume(
+                self.clients, self.plan, drive, self.run_id, self.rollback,
+                self.clock, extra_metadata={properties.REPLACES:
+                                            now.volume_id})
+        for drive, _ in self.plan.volumes:
+            restore._wait_for_volume(self.clients, self.new_volumes[
+                drive.name], self.clock, restore.VOLUME_TIMEOUT_S,
+                ('available',))
+
+    def stop(self):
+        if not self.plan.was_running:
+            return
+        self.report(events.STOP, events.STARTED)
+        self.rollback.add(events.Resource(events.STOPPED,
+                                          self.plan.server_id),
+                          self._undo(self._start_again))
+        self.clients.nova.servers.stop(self.plan.server_id)
+        wait_for_server(self.clients, self.plan.server_id, self.clock,
+                        'SHUTOFF')
+        self.report(events.STOP, events.DONE)
+
+    def _start_again(self):
+        server = wait_for_server(self.clients, self.plan.server_id,
+                                 self.clock, None)
+        if server.status == 'SHUTOFF':
+            self.clients.nova.servers.start(self.plan.server_id)
+            wait_for_server(self.clients, self.plan.server_id, self.clock,
+                            'ACTIVE')
+
+    def swap_volumes(self):
+        server_id = self.plan.server_id
+        # Detached last device first, so that the undos (newest first)
+        # attach them again in device order, each at its own name.
+        for drive, now in reversed(self.plan.volumes):
+            self.report(events.DETACH, events.STARTED, device=drive.name)
+            resource = events.Resource(events.DETACHMENT, now.volume_id)
+            self.rollback.add(resource, self._undo(self._reattach),
+                              now.volume_id)
+            self.clients.nova.volumes.delete_server_volume(server_id,
+                                                           now.volume_id)
+            self.rollback.created(resource)
+            restore._wait_for_volume(self.clients, now.volume_id, self.clock,
+                                     restore.ATTACH_TIMEOUT_S,
+                                     ('available',))
+            self.report(events.DETACH, events.DONE, device=drive.name)
+        # In device order: Nova's libvirt driver gives each the first free
+        # name, which is then the one its old volume had.
+        for drive, _ in self.plan.volumes:
+            self.report(events.ATTACH, events.STARTED, device=drive.name)
+            attached_as = restore._attach(
+                self.clients, server_id, self.new_volumes[drive.name],
+                self.clock, self.rollback)
+            if attached_as != drive.name:
+                raise errors.RestoreFailed(
+                    'Nova attached the new volume of %s as %s.'
+                    % (drive.name, attached_as))
+            self.report(events.ATTACH, events.DONE, device=drive.name)
+
+    def _reattach(self, volume_id):
+        """Attach the replaced volume again, where it was (every newer
+        volume is detached by then)."""
+        volume = restore._wait_for_volume_settled(
+            self.clients.cinder, volume_id, self.clock, restore.ATTACHING,
+            restore.ATTACH_TIMEOUT_S)
+        if any(a.get('server_id') == self.plan.server_id
+               for a in volume.attachments or []):
+            return  # never detached
+        self.clients.nova.volumes.create_server_volume(self.plan.server_id,
+                                                       volume_id)
+        restore._wait_for_volume(self.clients, volume_id, self.clock,
+                                 restore.ATTACH_TIMEOUT_S, ('in-use',))
+
+    def restore_local_disks(self, safety):
+        plan = self.plan
+        if plan.root is not None:
+            self.report(events.REBUILD, events.STARTED, device=plan.root.name)
+            resource = events.Resource(events.REBUILT, plan.server_id)
+            self.rollback.add(resource, self._undo(self._rebuild_back))
+            self.rebuild_asked = True
+            try:
+                self.clients.nova.servers.rebuild(plan.server_id,
+                                                  plan.root.image_id)
+            except nova_exceptions.ClientException:
+                self.rebuild_asked = False  # refused: nothing changed
+                raise
+            self.rollback.created(resource)
+            wait_for_rebuild(self.clients, plan.server_id, self.clock)
+            self.report(events.REBUILD, events.DONE, device=plan.root.name)
+        safety_drives = {d.name: d for d in safety.drives}
+        writes = [(d.name, d.image_id, True) for d in plan.ephemerals] + [
+            (d.name, safety_drives[d.name].image_id, False)
+            for d in plan.kept_ephemerals]
+        for name, image_id, restored in writes:
+            self.report(events.WRITE, events.STARTED,
+                        device=name if restored else None,
+                        message='%s from %s' % (name, 'the set' if restored
+                                                else 'the safety set'))
+            if restored:
+                resource = events.Resource(events.WRITTEN, name)
+                self.rollback.add(resource, self._undo(self._write_back),
+                                  [name])
+            self._write(name, image_id)
+            self.report(events.WRITE, events.DONE,
+                        device=name if restored else None)
+
+    def _write(self, device, image_id):
+        try:
+            self.agent.write_drive(self.plan.server_id,
+                                   device.rsplit('/', 1)[-1], image_id)
+        except agent_module.AgentError as e:
+            raise errors.RestoreFailed(
+                'The compute-side agent could not write %s back: %s'
+                % (device, e)) from e
+
+    def _undo(self, undo):
+        """``undo``, noting that it failed: the safety set is then kept."""
+        def noting(*args):
+            try:
+                return undo(*args)
+            except Exception:
+                self.undo_failed = True
+                raise
+        return noting
+
+    def _shut_off(self):
+        """The server shut off (a rebuild undone from an error state
+        leaves it on)."""
+        server = wait_for_server(self.clients, self.plan.server_id,
+                                 self.clock, None, allow_error=True)
+        if server.status == 'ACTIVE':
+            self.clients.nova.servers.stop(self.plan.server_id)
+            wait_for_server(self.clients, self.plan.server_id, self.clock,
+                            'SHUTOFF')
+
+    def _write_back(self, devices):
+        """Write the safety set's copies of ``devices`` back."""
+        safety_drives = {d.name: d for d in self.safety.drives}
+        self._shut_off()
+        for device in devices:
+            self._write(device, safety_drives[device].image_id)
+
+    def _rebuild_back(self):
+        """Rebuild the root from the safety set (from an error state if
+        the rebuild failed there), and write back every ephemeral disk the
+        rebuild blanked."""
+        if not self.rebuild_asked:
+            return
+        safety_drives = {d.name: d for d in self.safety.drives}
+        wait_for_server(self.clients, self.plan.server_id, self.clock, None,
+                        allow_error=True)
+        self.clients.nova.servers.rebuild(
+            self.plan.server_id, safety_drives[self.plan.root.name].image_id)
+        wait_for_rebuild(self.clients, self.plan.server_id, self.clock)
+        self._shut_off()
+        self._write_back([d.name for d in self.plan.ephemerals]
+                         + [d.name for d in self.plan.kept_ephemerals])
+
+    def start(self):
+        if not self.plan.was_running:
+            return
+        self.report(events.START, events.STARTED)
+        self.clients.nova.servers.start(self.plan.server_id)
+        wait_for_server(self.clients, self.plan.server_id, self.clock,
+                        'ACTIVE')
+        self.report(events.START, events.DONE)
+
+    def deliver(self):
+        """The new volumes are the user's; the replaced ones are renamed
+        for what they are (a failed rename is only logged)."""
+        restore._deliver(self.clients.cinder, list(self.new_volumes.values()),
+                         self.clock)
+        when = datetime.datetime.now(datetime.timezone.utc).strftime(
+            '%Y-%m-%d %H:%M')
+        for _, now in self.plan.volumes:
+            name = '%s (replaced by %s, %s)' % (
+                now.volume_name or now.volume_id, self.plan.snapshot_set.name
+                or self.plan.snapshot_set.id, when)
+            try:
+                self.clients.cinder.volumes.update(now.volume_id,
+                                                   name=name[:255])
+                self.clients.cinder.volumes.set_metadata(
+                    now.volume_id, {properties.REPLACED_BY: self.run_id})
+            except Exception:
+                LOG.exception('Could not rename replaced volume %s',
+                              now.volume_id)
+
+
+def _only(progress, steps):
+    """``progress`` hearing only the events of ``steps``."""
+    if progress is None:
+        return None
+
+    def forward(event):
+        if event.step in steps:
+            progress(event)
+    return forward
+
+
+def wait_for_server(clients, server_id, clock, status,
+                    timeout_s=SERVER_TIMEOUT_S, allow_error=False):
+    """The server once no task runs on it (and, with ``status``, it is
+    that); an ERROR state (unless ``allow_error``), or still not there
+    after ``timeout_s``, is a RestoreFailed."""
+    deadline = clock.now() + timeout_s
+    while True:
+        try:
+            server = clients.nova.servers.get(server_id)
+        except nova_exceptions.NotFound:
+            raise errors.ServerNotFound(server_id) from None
+        except Exception as e:
+            if not run_module.transient(e) or clock.now() >= deadline:
+                raise
+            server = None
+        if server is not None:
+            task_state = getattr(server, 'OS-EXT-STS:task_state', None)
+            if not task_state:
+                if server.status == 'ERROR' and not allow_error:
+                    fault = getattr(server, 'fault', None) or {}
+                    raise errors.RestoreFailed(
+                        'Server %s went into error: %s' % (
+                            server_id, fault.get('message') or 'no reason '
+                            'given'))
+                if status is None or server.status == status or (
+                        allow_error and server.status == 'ERROR'):
+                    return server
+            if clock.now() >= deadline:
+                raise errors.RestoreFailed(
+                    'Server %s is still %s (%s) after %d s.' % (
+                        server_id, server.status, task_state or 'no task',
+                        timeout_s))
+        clock.sleep(POLL_S)
+
+
+def wait_for_rebuild(clients, server_id, clock):
+    """The server once Nova's rebuild of its image-backed root is done (a
+    shut-off server stays shut off)."""
+    try:
+        return wait_for_server(clients, server_id, clock, None)
+    except errors.RestoreFailed as e:
+        raise errors.RestoreFailed('Nova could not rebuild the root disk: '
+                                   '%s' % e) from e
+
+
+def safety_set_of(clients, run_id):
+    """The usable safety set the restore run ``run_id`` took, or None."""
+    for image in clients.glance.images.list(
+            filters={properties.UNDO_OF: run_id}):
+        snapshot_set = sets.SnapshotSet.from_image(image)
+        if snapshot_set is not None and snapshot_set.undo_of == run_id:
+            found = sets.get_set(clients, snapshot_set.id)
+            if found.status == sets.AVAILABLE:
+                return found
+    return None
+
+
+def recover(clients, run_id, set_id, started, agent_locator=None,
+            clock=window_module.Clock):
+    """Finish or undo the restore in place of set ``set_id`` by run
+    ``run_id``, whose process died; ``started`` are the steps it recorded
+    starting (``events.STOP``, ``events.REBUILD``, ...) and, for
+    ``events.WRITE``, the devices.
+
+    New volumes are marked delivered only once the restore was done: if
+    any is, the server is started again if it ran and ``('finished',
+    safety set, [])`` is returned. Else, once a safety set was taken, the
+    server is put back from it as the run's own rollback would (what was
+    written or rebuilt, the replaced volumes at their devices, started if
+    it ran), the new volumes and the safety set deleted: ``('undone',
+    None, failures)``. Without a safety set nothing was changed yet:
+    ``('untouched', None, [])`` (the run's leftovers are the caller's to
+    remove).
+    """
+    volumes = sorted(
+        (v for v in restore.tagged_volumes(clients.cinder, run_id)
+         if (v.metadata.get(properties.RESTORED_FROM) or '').split(
+             ' ', 1)[0] == set_id), key=restore._device)
+    safety = safety_set_of(clients, run_id)
+    server_id = (safety or sets.get_set(clients, set_id)).server_id
+    was_running = events.STOP in started
+    if any(restore._delivered(v) for v in volumes):
+        restore._deliver(clients.cinder, [v.id for v in volumes], clock)
+        if was_running:
+            server = wait_for_server(clients, server_id, clock, None)
+            if server.status == 'SHUTOFF':
+                clients.nova.servers.start(server_id)
+                wait_for_server(clients, server_id, clock, 'ACTIVE')
+        return 'finished', safety, []
+    if safety is None:
+        return 'untouched', None, []
+    safety_drives = {d.name: d for d in safety.drives}
+    root = next((d for d in safety.drives
+                 if d.kind == plan_module.ROOT_IMAGE), None)
+    written = tuple(sets.Drive(name, plan_module.EPHEMERAL, 0)
+                    for name in started.get(events.WRITE, ())
+                    if name in safety_drives)
+    rebuilt = events.REBUILD in started and root is not None
+    plan = InPlacePlan(
+        snapshot_set=safety, server_id=server_id, server_name=server_id,
+        was_running=was_running,
+        volumes=tuple((sets.Drive(restore._device(v), plan_module.VOLUME, 0),
+                       plan_module.Device(
+                           restore._device(v), plan_module.VOLUME, 0,
+                           volume_id=v.metadata.get(properties.REPLACES)))
+                      for v in volumes),
+        root=root if rebuilt else None, ephemerals=written,
+        kept_ephemerals=tuple(
+            d for d in safety.drives if rebuilt
+            and d.kind == plan_module.EPHEMERAL
+            and d.name not in {w.name for w in written}))
+    agent = (_locate_agent(clients, server_id, agent_locator)
+             if plan.root or written else None)
+    rollback = run_module.Rollback(clock=clock)
+    steps = _Steps(clients, plan, run_id, agent, rollback, clock,
+                   lambda *args, **kwargs: None)
+    steps.safety = safety
+    steps.rebuild_asked = rebuilt
+    # As restore_in_place registers them: undone newest first.
+    rollback.add(events.Resource(events.SAFETY_SET_KIND, safety.id),
+                 steps._delete_safety_set)
+    for volume in volumes:
+        rollback.add(events.Resource(events.VOLUME, volume.id),
+                     restore._undo_volume, clients.cinder, run_id, None,
+                     {'id': volume.id}, clock)
+    if was_running:
+        rollback.add(events.Resource(events.STOPPED, server_id),
+                     steps._undo(steps._start_again))
+    for _, now in reversed(plan.volumes):
+        if now.volume_id:
+            rollback.add(events.Resource(events.DETACHMENT, now.volume_id),
+                         steps._undo(steps._reattach), now.volume_id)
+    for volume in volumes:
+        rollback.add(events.Resource(events.ATTACHMENT, volume.id),
+                     restore._undo_attach, clients, server_id, volume.id,
+                     clock)
+    if rebuilt:
+        rollback.add(events.Resource(events.REBUILT, server_id),
+                     steps._undo(steps._rebuild_back))
+    elif written:
+        rollback.add(events.Resource(events.WRITTEN, ', '.join(
+            w.name for w in written)), steps._undo(steps._write_back),
+            [w.name for w in written])
+    rollback.run()
+    return 'undone', None, rollback.failures
