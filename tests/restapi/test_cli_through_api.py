@@ -131,8 +131,12 @@ class CLIThroughAPITests(test_restapi.APITestCase):
             self.cloud, self.server, consistency='crash', wait=True,
             clock=fakes.FakeClock(self.cloud))
         other = self.cloud.add_server(name='other')
-        with self.assertRaises(SystemExit):  # not in place: not yet
-            self.invoke(snapshot_sets.RestoreSnapshotSet, snapshot_set.id)
+        with self.assertRaises(exceptions.CommandError) as raised:
+            self.invoke(snapshot_sets.RestoreSnapshotSet, snapshot_set.id,
+                        '--attach-to', other)
+        self.assertIn('--attach-to goes with --as-new-volumes',
+                      str(raised.exception))
+        self.assertFalse(models.SnapshotRun.objects.exists())
 
         def take():
             for run in models.SnapshotRun.objects.filter(

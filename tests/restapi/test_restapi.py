@@ -319,7 +319,11 @@ class RestoreTests(APITestCase):
         theirs = self.cloud.add_server(project_id=fakes.OTHER_PROJECT)
         busy = self.cloud.add_server(name='busy', status='BUILD')
         for fields, status, words in [
-                ({'as': 'in-place'}, 400, 'not available yet'),
+                ({'as': 'sideways'}, 400, 'as must be one of new-volumes, '
+                 'in-place'),
+                ({'as': 'in-place', 'attach_to': theirs}, 400,
+                 'attach_to is for a restore as new volumes'),
+                ({'as': 'in-place', 'budget_s': 0}, 400, 'budget'),
                 ({'devices': ['vdz']}, 400, 'Unknown device'),
                 ({'devices': 'vdb'}, 400, 'devices must be'),
                 ({'attach_to': 'not-a-uuid'}, 400, 'attach_to must be'),
@@ -336,6 +340,73 @@ class RestoreTests(APITestCase):
         self.assertEqual(403, got)
         self.assertIn('Not enough quota', body['message'])
         self.nothing_made()
+
+    def test_a_member_queues_a_restore_in_place(self):
+        snapshot_set = self.take_set()
+        status, body, _ = self.restore(snapshot_set.id, devices=['vdb'],
+                                       budget_s=20, **{'as': 'in-place'})
+        self.assertEqual(202, status, body)
+        run = models.SnapshotRun.objects.get()
+        self.assertEqual(
+            (run.action, run.set_id, run.server_id, run.devices,
+             run.budget_s, run.attach_to),
+            (models.RESTORE_IN_PLACE, snapshot_set.id,
+             snapshot_set.server_id, ['/dev/vdb'], 20, ''))
+        self.assertEqual(body['run']['action'], 'restore-in-place')
+
+    def test_a_restore_in_place_that_cannot_be_is_refused_unqueued(self):
+        snapshot_set = self.take_set()
+        self.cloud.detach(snapshot_set.server_id, '/dev/vdb')
+        status, body, _ = self.restore(snapshot_set.id, devices=['vdb'],
+                                       **{'as': 'in-place'})
+        self.assertEqual(400, status)
+        self.assertIn('/dev/vdb: the server has no drive there now',
+                      body['message'])
+        self.cloud.servers[snapshot_set.server_id][
+            'OS-EXT-STS:task_state'] = 'rebuilding'
+        status, body, _ = self.restore(snapshot_set.id, **{'as': 'in-place'})
+        self.assertEqual(409, status)
+        self.nothing_made()
+
+    def _ended_restore(self, project=fakes.PROJECT, **fields):
+        snapshot_set = self.take_set(project=project)
+        values = dict(action=models.RESTORE_IN_PLACE, project_id=project,
+                      user_id='u', server_id=snapshot_set.server_id,
+                      set_id='the-set', consistency='', budget_s=30,
+                      state=models.SUCCEEDED, undo_set_id=snapshot_set.id)
+        values.update(fields)
+        return models.SnapshotRun.objects.create(**values)
+
+    def test_undo_queues_the_restore_in_place_of_the_safety_set(self):
+        restored = self._ended_restore()
+        status, body, response = self.call(
+            'POST', '/v1/runs/%s/undo' % restored.pk)
+        self.assertEqual(202, status, body)
+        undo = models.SnapshotRun.objects.get(pk=body['run']['id'])
+        self.assertEqual(
+            (undo.action, undo.set_id, undo.devices, undo.budget_s),
+            (models.RESTORE_IN_PLACE, restored.undo_set_id, None, 30))
+        self.assertTrue(response.location.endswith('/v1/runs/%s' % undo.pk))
+
+    def test_only_a_restore_in_place_that_succeeded_can_be_undone(self):
+        for fields in ({'state': models.FAILED},
+                       {'action': models.RESTORE_VOLUMES},
+                       {'undo_set_id': ''}):
+            restored = self._ended_restore(**fields)
+            status, body, _ = self.call('POST',
+                                        '/v1/runs/%s/undo' % restored.pk)
+            self.assertEqual(409, status, fields)
+            self.assertIn('nothing to undo', body['message'])
+        theirs = self._ended_restore(project=fakes.OTHER_PROJECT)
+        status, _, _ = self.call('POST', '/v1/runs/%s/undo' % theirs.pk)
+        self.assertEqual(404, status)
+        mine = self._ended_restore()
+        status, body, _ = self.call('POST', '/v1/runs/%s/undo' % mine.pk,
+                                    roles='reader')
+        self.assertEqual(403, status)
+        self.assertIn('run:undo', body['message'])
+        self.assertEqual(5, models.SnapshotRun.objects.count())
+        self.create_trust.assert_not_called()
 
     def test_a_reader_or_another_project_cannot_restore(self):
         snapshot_set = self.take_set()

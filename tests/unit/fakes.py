@@ -67,6 +67,7 @@ class FakeCloud:
                        'totalGigabytesUsed': 0}
         self.image_limit = -1
         self.pause_calls = []  # (call, server status seen) for assertions
+        self.rebuilds = []  # (server id, image id)
         self.on_tick = []  # callables run at every tick, for tests
         self.lock = threading.RLock()
         self.nova = _Nova(self)
@@ -160,6 +161,9 @@ class FakeCloud:
         pending = server.pop('_pending_status', None)
         if pending:
             server['status'] = pending
+            if server.pop('_task_ends', False):
+                server['OS-EXT-STS:task_state'] = None
+                return
         task = server['OS-EXT-STS:task_state']
         if task not in self.IMAGE_TASKS or task is None:
             return
@@ -236,6 +240,38 @@ class _Servers:
             raise self._conflict(server, 'unpause')
         server['_pending_status'] = 'ACTIVE'
 
+    def _power(self, server_id, action, before, after):
+        server = self._get(server_id)
+        self.cloud.pause_calls.append((action, server['status']))
+        if server['status'] != before or server['OS-EXT-STS:task_state']:
+            raise self._conflict(server, action)
+        server.update({'OS-EXT-STS:task_state': 'powering-%s' % action,
+                       '_pending_status': after, '_task_ends': True})
+
+    def stop(self, server_id):
+        self._power(server_id, 'stop', 'ACTIVE', 'SHUTOFF')
+
+    def start(self, server_id):
+        self._power(server_id, 'start', 'SHUTOFF', 'ACTIVE')
+
+    def rebuild(self, server_id, image):
+        """A stopped server stays stopped; one in error comes back
+        running. ``nova.rebuild`` refuses it; ``nova.rebuild_fails`` fails
+        it on the compute node (the server goes into error)."""
+        server = self._get(server_id)
+        self.cloud.check('nova.rebuild', nova_exceptions.BadRequest(
+            400, 'Image not usable'))
+        if server['OS-EXT-STS:task_state'] or not server['image']:
+            raise self._conflict(server, 'rebuild')
+        self.cloud.rebuilds.append((server_id, image))
+        failed = 'nova.rebuild_fails' in self.cloud.fail_at
+        server.update({
+            'OS-EXT-STS:task_state': 'rebuilding', '_task_ends': True,
+            '_pending_status': 'ERROR' if failed else (
+                'SHUTOFF' if server['status'] == 'SHUTOFF' else 'ACTIVE')})
+        if not failed:
+            server['image'] = {'id': image}
+
     def create_image(self, server_id, image_name, metadata=None):
         server = self._get(server_id)
         self.cloud.check('nova.create_image', nova_exceptions.ClientException(
@@ -271,6 +307,8 @@ class _ServerVolumes:
         if volume is None or volume['status'] != 'available':
             raise nova_exceptions.BadRequest(400, 'volume not available')
         used = {a['device'] for a in cloud.attachments[server_id]}
+        if cloud.servers[server_id]['flavor']['ephemeral']:
+            used.add('/dev/vdb')  # Nova's name for the ephemeral disk
         device = next('/dev/vd%s' % c for c in 'bcdefghijklmnop'
                       if '/dev/vd%s' % c not in used)
         cloud.attach(server_id, volume_id, device)
@@ -339,6 +377,9 @@ class _Volumes:
         if volume is None:
             raise cinder_exceptions.NotFound(404, 'Volume not found')
         volume['metadata'].update(metadata)
+
+    def update(self, volume_id, **fields):
+        self.cloud.volumes[volume_id].update(fields)
 
 
 class _Snapshots:
@@ -573,6 +614,17 @@ class FakeAgent(agent.AgentClient):
 
     def show_capture(self, server_id, capture_id):
         return dict(self.captures[capture_id])
+
+    def write_drive(self, server_id, device, image_id):
+        """``agent.write`` refuses it; a server that is not shut off too."""
+        self.calls.append(('write', server_id, device, image_id))
+        self.cloud.check('agent.write', agent.AgentError(500, 'qemu-img '
+                                                         'failed'))
+        status = self.cloud.servers[server_id]['status']
+        if status != 'SHUTOFF':
+            raise agent.AgentError(409, 'Server %s is %s' % (server_id,
+                                                             status))
+        return {'server': server_id, 'device': device, 'image': image_id}
 
     def list_captures(self):
         if not self.listable:
