@@ -15,6 +15,7 @@ from snapshot_dashboard import credentials
 from snapshot_dashboard import lifecycle
 from snapshot_dashboard import models
 from snapshot_dashboard.orchestration import clients as clients_module
+from snapshot_dashboard.orchestration import inplace
 from snapshot_dashboard.orchestration import preflight as preflight_module
 from snapshot_dashboard.orchestration import sets
 
@@ -99,6 +100,27 @@ def list_runs(request, include_ended_since=None):
 def get_run(request, run_id):
     return models.SnapshotRun.objects.get(id=run_id,
                                           project_id=request.user.project_id)
+
+
+def restore_preview(request, set_id):
+    """(plan, refused): what restoring every drive of the set in place
+    would do, and the drives that cannot be, with why."""
+    return inplace.preview(clients(request), set_id)
+
+
+def check_restore_in_place(request, set_id, devices):
+    """The plan of restoring ``devices`` of the set in place; raises a
+    SnapshotSetError that says why it cannot be."""
+    return inplace.plan_in_place(clients(request), set_id, devices)
+
+
+def restore_in_place(request, set_id, devices):
+    """Check the restore in place of ``devices`` of the set, then queue it
+    for the worker with a trust that ends with the run."""
+    plan = check_restore_in_place(request, set_id, devices)
+    return lifecycle.queue_restore(credentials.Caller.of_request(request),
+                                   plan.snapshot_set, devices, None,
+                                   in_place=True)
 
 
 def launch_from_set(request, set_id, name, flavor_id, network_id=None):

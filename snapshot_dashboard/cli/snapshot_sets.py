@@ -377,6 +377,26 @@ class RestoreSnapshotSet(_Clients, _Following, command.ShowOne):
         return self._restored(ended)
 
 
+    def _restored(self, ended):
+        """The run and each new volume: the drive it holds, where it is
+        attached."""
+        lines = []
+        for resource in ended['resources']:
+            if resource['kind'] != 'volume':
+                continue
+            volume = self.clients.cinder.volumes.get(resource['id'])
+            where = ', '.join('attached to %s as %s' % (
+                a.get('server_id'), a.get('device'))
+                for a in volume.attachments or [])
+            lines.append('%s %s (%s)%s' % (
+                (volume.metadata or {}).get(
+                    properties.RESTORED_FROM, ' ?').split(' ', 1)[1],
+                volume.id, volume.name, ', ' + where if where else ''))
+        details = {'id': ended['id'], 'state': ended['state'],
+                   'set_id': ended['set_id'], 'volumes': '\n'.join(lines)}
+        return tuple(zip(*sorted(details.items()), strict=True))
+
+
 class UndoRestore(RestoreSnapshotSet):
     _description = ('Undo a restore in place: its safety set restored in '
                     'place (itself after a safety set of its own, so an '
@@ -398,22 +418,3 @@ class UndoRestore(RestoreSnapshotSet):
         except service_client.ServiceError as e:
             raise exceptions.CommandError(str(e)) from e
         return self._shown(queued, parsed_args.wait)
-
-    def _restored(self, ended):
-        """The run and each new volume: the drive it holds, where it is
-        attached."""
-        lines = []
-        for resource in ended['resources']:
-            if resource['kind'] != 'volume':
-                continue
-            volume = self.clients.cinder.volumes.get(resource['id'])
-            where = ', '.join('attached to %s as %s' % (
-                a.get('server_id'), a.get('device'))
-                for a in volume.attachments or [])
-            lines.append('%s %s (%s)%s' % (
-                (volume.metadata or {}).get(
-                    properties.RESTORED_FROM, ' ?').split(' ', 1)[1],
-                volume.id, volume.name, ', ' + where if where else ''))
-        details = {'id': ended['id'], 'state': ended['state'],
-                   'set_id': ended['set_id'], 'volumes': '\n'.join(lines)}
-        return tuple(zip(*sorted(details.items()), strict=True))

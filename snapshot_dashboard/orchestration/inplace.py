@@ -89,6 +89,29 @@ class InPlacePlan:
     def needs_agent(self):
         return bool(self.ephemerals or self.kept_ephemerals)
 
+    def changes(self):
+        """What the restore will do, in words, in its order."""
+        lines = ['A safety set of %s is taken first: restoring it undoes '
+                 'this restore.' % ', '.join(self.safety_devices)]
+        if self.was_running:
+            lines.append('The server is stopped, and started again at the '
+                         'end.')
+        for drive, now in self.volumes:
+            lines.append('%s: volume %s is replaced by a new volume made '
+                         'from the set\'s snapshot; %s is detached and kept.'
+                         % (drive.name, now.volume_name or now.volume_id,
+                            now.volume_name or now.volume_id))
+        if self.root is not None:
+            lines.append('%s: rebuilt by Nova from the set\'s root image.'
+                         % self.root.name)
+        for drive in self.ephemerals:
+            lines.append('%s: written back from the set\'s copy.'
+                         % drive.name)
+        for device in self.kept_ephemerals:
+            lines.append('%s: blanked by the rebuild, so written back as it '
+                         'is now (from the safety set).' % device.name)
+        return lines
+
 
 def plan_in_place(clients, set_id, devices=None, has_agent=True):
     """What restoring ``devices`` (None: every drive) of the set into its
@@ -164,6 +187,20 @@ def plan_in_place(clients, set_id, devices=None, has_agent=True):
         was_running=server['status'] == 'ACTIVE',
         volumes=tuple(sorted(volume_drives, key=lambda v: v[0].name)),
         root=root, ephemerals=tuple(ephemerals), kept_ephemerals=kept)
+
+
+def preview(clients, set_id):
+    """The plan of restoring every drive of the set that can be (None if
+    none can), and why the others cannot ({drive: reason})."""
+    try:
+        return plan_in_place(clients, set_id), {}
+    except errors.CannotRestoreInPlace as e:
+        refused = e.reasons
+    drives = [d.name for d in sets.get_set(clients, set_id).drives
+              if d.name not in refused]
+    if not drives:
+        return None, refused
+    return plan_in_place(clients, set_id, drives), refused
 
 
 def _locate_agent(clients, server_id, agent_locator):

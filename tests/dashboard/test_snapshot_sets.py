@@ -1,5 +1,5 @@
-"""Project > Compute > Snapshot Sets, the workflow and the launch form,
-with the API layer mocked the way Horizon's own tests do."""
+"""Project > Compute > Snapshot Sets, the workflow, the launch and restore
+forms, with the API layer mocked the way Horizon's own tests do."""
 
 import dataclasses
 
@@ -11,6 +11,8 @@ from snapshot_dashboard import models
 from snapshot_dashboard.api import snapshots as api
 from snapshot_dashboard.content.snapshot_sets import rows
 from snapshot_dashboard.orchestration import errors
+from snapshot_dashboard.orchestration import inplace
+from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import preflight
 from tests.dashboard import helpers
 
@@ -274,6 +276,86 @@ class LaunchTests(helpers.TestCase):
         self.mock_launch_from_set.assert_called_once_with(
             horizon_helpers.IsHttpRequest(), snapshot_set.id, 'restored',
             flavor.id, None)
+
+
+class RestoreTests(helpers.TestCase):
+    def plan(self):
+        snapshot_set = self.snapshot_sets.first()
+        vda, vdb, vdc = snapshot_set.drives
+        return inplace.InPlacePlan(
+            snapshot_set=snapshot_set, server_id=snapshot_set.server_id,
+            server_name='web', was_running=True,
+            volumes=((vdc, plan_module.Device(
+                '/dev/vdc', plan_module.VOLUME, 2, volume_id='vol-9',
+                volume_name='data now')),), root=vda, ephemerals=(vdb,))
+
+    def url(self):
+        return reverse('horizon:project:snapshot_sets:restore',
+                       args=[self.snapshot_sets.first().id])
+
+    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    def test_only_an_available_set_has_the_restore_action(self):
+        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_server_names.return_value = {}
+        res = self.client.get(INDEX_URL)
+        self.getAndAssertTableRowAction(res, 'snapshot_sets', 'restore',
+                                        'set-image-backed')
+        table = res.context['snapshot_sets_table']
+        creating = [r for r in table.data if r.id == 'set-data-only'][0]
+        self.assertNotIn('restore', [a.name for a in
+                                     table.get_row_actions(creating)])
+
+    @horizon_helpers.create_mocks({api: ['restore_preview']})
+    def test_every_drive_ticked_beside_what_will_change(self):
+        self.mock_restore_preview.return_value = (self.plan(), {
+            '/dev/vdd': 'a volume-backed root cannot be restored in place'})
+        res = self.client.get(self.url(),
+                              HTTP_X_REQUESTED_WITH='XMLHttpRequest')
+        self.assertTemplateUsed(res, 'snapshot_dashboard/snapshot_sets/'
+                                     '_restore.html')
+        form = res.context['form']
+        self.assertEqual(['/dev/vda', '/dev/vdb', '/dev/vdc'],
+                         form.fields['devices'].initial)
+        for words in ('A safety set of /dev/vda, /dev/vdb, /dev/vdc is '
+                      'taken first', 'The server is stopped, and started '
+                      'again', '/dev/vdc: volume data now is replaced by a '
+                      'new volume', '/dev/vda: rebuilt by Nova from the '
+                      'set&#x27;s root image', '/dev/vdb: written back from '
+                      'the set&#x27;s copy', '/dev/vdd: a volume-backed root '
+                      'cannot be restored in place'):
+            self.assertContains(res, words)
+
+    @horizon_helpers.create_mocks({api: ['restore_preview',
+                                         'check_restore_in_place',
+                                         'restore_in_place']})
+    def test_the_ticked_drives_are_queued_and_the_run_shown(self):
+        self.mock_restore_preview.return_value = (self.plan(), {})
+        run = models.SnapshotRun.objects.create(
+            project_id=self.tenant.id, user_id=self.user.id,
+            server_id='srv', consistency='', action=models.RESTORE_IN_PLACE)
+        self.mock_restore_in_place.return_value = run
+        res = self.client.post(self.url(), {
+            'set_id': 'set-image-backed', 'devices': ['/dev/vdc']})
+        self.assertNoFormErrors(res)
+        self.assertRedirectsNoFollow(res, reverse(
+            'horizon:project:snapshot_sets:run', args=[run.pk]))
+        self.mock_restore_in_place.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), 'set-image-backed',
+            ['/dev/vdc'])
+
+    @horizon_helpers.create_mocks({api: ['restore_preview',
+                                         'check_restore_in_place',
+                                         'restore_in_place']})
+    def test_a_restore_that_cannot_be_is_a_form_error_queued_nothing(self):
+        self.mock_restore_preview.return_value = (self.plan(), {})
+        self.mock_check_restore_in_place.side_effect = \
+            errors.CannotRestoreInPlace({'/dev/vdc': 'the server has no '
+                                         'drive there now'})
+        res = self.client.post(self.url(), {
+            'set_id': 'set-image-backed', 'devices': ['/dev/vdc']})
+        self.assertContains(res, '/dev/vdc: the server has no drive there '
+                                 'now')
+        self.mock_restore_in_place.assert_not_called()
 
 
 class AdminSnapshotSetsTests(helpers.BaseAdminViewTests):

@@ -23,6 +23,19 @@ class LaunchFromSet(tables.LinkAction):
         return row is not None and row.bootable and row.status == 'available'
 
 
+class RestoreSet(tables.LinkAction):
+    name = 'restore'
+    verbose_name = _("Restore")
+    url = 'horizon:project:snapshot_sets:restore'
+    classes = ('ajax-modal',)
+    icon = 'undo'
+    policy_rules = (("compute", "os_compute_api:servers:stop"),)
+
+    def allowed(self, request, row=None):
+        return row is not None and not row.is_run and \
+            row.status == 'available'
+
+
 class DeleteSet(tables.DeleteAction):
     help_text = _("The set's image and every volume snapshot of the set are "
                   "deleted; the server is not touched.")
@@ -110,7 +123,7 @@ class SnapshotSetsTable(tables.DataTable):
         status_columns = ['status']
         row_class = UpdateRow
         table_actions = (DeleteSet,)
-        row_actions = (LaunchFromSet, DeleteSet)
+        row_actions = (LaunchFromSet, RestoreSet, DeleteSet)
 
 
 class DrivesTable(tables.DataTable):

@@ -8,6 +8,8 @@ urlpatterns = [
             name='create'),
     re_path(r'^(?P<set_id>[^/]+)/launch/$', views.LaunchView.as_view(),
             name='launch'),
+    re_path(r'^(?P<set_id>[^/]+)/restore/$', views.RestoreView.as_view(),
+            name='restore'),
     re_path(r'^run/(?P<run_id>[^/]+)/$', views.RunDetailView.as_view(),
             name='run'),
     re_path(r'^(?P<set_id>[^/]+)/$', views.DetailView.as_view(),

@@ -99,6 +99,46 @@ class CreateView(workflows.WorkflowView):
         return {'instance_id': instance_id, 'preflight': preflight}
 
 
+class RestoreView(forms.ModalFormView):
+    """One checkbox per drive of the set that can be restored in place,
+    all ticked, beside what the restore will change."""
+
+    form_class = set_forms.RestoreForm
+    template_name = 'snapshot_dashboard/snapshot_sets/restore.html'
+    modal_id = 'restore_set_modal'
+    modal_header = _("Restore Snapshot Set in Place")
+    submit_label = _("Restore")
+    submit_url = 'horizon:project:snapshot_sets:restore'
+    success_url = reverse_lazy(INDEX_URL)
+    page_title = _("Restore Snapshot Set")
+
+    def get_initial(self):
+        set_id = self.kwargs['set_id']
+        try:
+            self.plan, self.refused = api.restore_preview(self.request,
+                                                          set_id)
+        except Exception as e:
+            exceptions.handle(self.request,
+                              str(e) if isinstance(
+                                  e, errors.SnapshotSetError) else
+                              _('Unable to read the set and its instance.'),
+                              redirect=reverse(INDEX_URL))
+        return {'set_id': set_id,
+                'drives': self.plan.drives if self.plan else []}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context['submit_url'] = reverse(self.submit_url,
+                                        args=[self.kwargs['set_id']])
+        plan = getattr(self, 'plan', None)
+        context['changes'] = plan.changes() if plan else []
+        context['refused'] = sorted(getattr(self, 'refused', {}).items())
+        return context
+
+    def get_success_url_from_handled(self, run):
+        return reverse('horizon:project:snapshot_sets:run', args=[run.pk])
+
+
 class LaunchView(forms.ModalFormView):
     form_class = set_forms.LaunchForm
     template_name = 'snapshot_dashboard/snapshot_sets/launch.html'
