@@ -37,6 +37,23 @@ class Clients:
             microversions.NOVA, session=self.session,
             **self._endpoint('endpoint_type'))
 
+    def nova_at(self, version):
+        """A Nova client at microversion ``version``, for the one call that
+        needs it."""
+        return nova_client.Client(version, session=self.session,
+                                  **self._endpoint('endpoint_type'))
+
+    def nova_supports(self, version):
+        """Whether the cloud's Nova serves microversion ``version``."""
+        def parse(text):
+            return tuple(int(p) for p in text.split('.'))
+        try:
+            current = self.nova.versions.get_current()
+        except Exception:
+            return False
+        return bool(current and getattr(current, 'version', '')) and parse(
+            current.version) >= parse(version)
+
     @functools.cached_property
     def cinder(self):
         return cinder_client.Client(

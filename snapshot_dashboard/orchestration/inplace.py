@@ -14,17 +14,20 @@ compute-side agent for local disks:
    ``properties.REPLACED_BY``) and its new volume attached in its place,
    at the same device;
 5. an image-backed root is rebuilt by Nova from the set's root image
-   (attached volumes stay); a rebuild blanks the ephemeral disk, so the
-   ephemeral disks the restore does not replace are in the safety set and
-   written back from it;
+   (attached volumes stay); a volume-backed root is re-imaged by Nova's
+   rebuild (API 2.93) from a temporary image Cinder makes of the set's
+   root snapshot, removed after. A rebuild blanks the ephemeral disk, so
+   the ephemeral disks the restore does not replace are in the safety set
+   and written back from it;
 6. each chosen ephemeral disk is written back from the set's copy by the
    agent, while the server is shut off.
 
 Every change registers its undo first: a failure puts the server back as
 it was (old volumes at their devices, root and ephemeral disks from the
 safety set, running again if it ran) and removes everything the restore
-made, the safety set last. A volume-backed root cannot be restored in
-place yet: the refusal names what can be done instead.
+made, the safety set last. Where Nova cannot rebuild a volume-backed
+server (before 2.93), its root is refused, naming what can be done
+instead.
 """
 
 import dataclasses
@@ -37,8 +40,10 @@ from keystoneauth1 import exceptions as ks_exceptions
 from novaclient import exceptions as nova_exceptions
 
 from snapshot_dashboard.orchestration import agent as agent_module
+from snapshot_dashboard.orchestration import capture
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
+from snapshot_dashboard.orchestration import microversions
 from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import restore
@@ -51,9 +56,11 @@ LOG = logging.getLogger(__name__)
 SERVER_TIMEOUT_S = 600  # a stop, start or rebuild
 POLL_S = 2
 RESTORABLE = ('ACTIVE', 'SHUTOFF')
-VOLUME_BACKED_ROOT = ('a volume-backed root cannot be restored in place: '
-                      'launch the set as a new server, or restore this drive '
-                      'as a new volume')
+VOLUME_BACKED_ROOT = ('this cloud\'s Nova cannot rebuild a volume-backed '
+                      'server (API 2.93), so its root cannot be restored in '
+                      'place: launch the set as a new server, or restore '
+                      'this drive as a new volume')
+IMAGE_TIMEOUT_S = 1800  # Cinder uploading a root volume to Glance
 # What the safety set's own events tell the restore's recorder: the window
 # it holds (to be closed by a recovery), and what it creates.
 SAFETY_SET_STEPS = (events.OPEN_WINDOW, events.CLOSE_WINDOW, events.RESOURCE)
@@ -67,7 +74,7 @@ class InPlacePlan:
     was_running: bool
     # (drive of the set, the server's device at that name now)
     volumes: tuple = ()
-    root: sets.Drive | None = None  # an image-backed root, rebuilt
+    root: sets.Drive | None = None  # rebuilt (image-backed or a volume)
     ephemerals: tuple = ()  # drives of the set written back
     # The server's ephemeral devices a root rebuild blanks that are not
     # restored from the set: written back from the safety set.
@@ -101,7 +108,11 @@ class InPlacePlan:
                          'from the set\'s snapshot; %s is detached and kept.'
                          % (drive.name, now.volume_name or now.volume_id,
                             now.volume_name or now.volume_id))
-        if self.root is not None:
+        if self.root is not None and self.root.snapshot_id:
+            lines.append('%s: the root volume is re-imaged by Nova from the '
+                         'set\'s snapshot (through a temporary image).'
+                         % self.root.name)
+        elif self.root is not None:
             lines.append('%s: rebuilt by Nova from the set\'s root image.'
                          % self.root.name)
         for drive in self.ephemerals:
@@ -142,10 +153,7 @@ def plan_in_place(clients, set_id, devices=None, has_agent=True):
     volume_drives, root, ephemerals = [], None, []
     for name in chosen:
         drive, now = drives[name], current.get(name)
-        if drive.kind == plan_module.ROOT_VOLUME or (
-                now is not None and now.kind == plan_module.ROOT_VOLUME):
-            refused[name] = VOLUME_BACKED_ROOT
-        elif now is None:
+        if now is None:
             refused[name] = ('the server has no drive there now: restore it '
                              'as a new volume attached to the server')
         elif now.kind != drive.kind:
@@ -157,6 +165,12 @@ def plan_in_place(clients, set_id, devices=None, has_agent=True):
             volume_drives.append((drive, now))
         elif drive.kind == plan_module.ROOT_IMAGE:
             root = drive
+        elif drive.kind == plan_module.ROOT_VOLUME:
+            if clients.nova_supports(
+                    microversions.NOVA_REIMAGE_BOOT_VOLUME):
+                root = drive
+            else:
+                refused[name] = VOLUME_BACKED_ROOT
         elif now.size_gb < drive.size_gb:
             refused[name] = ('the server\'s ephemeral disk (%d GB) is smaller '
                              'than the copy (%d GB)' % (now.size_gb,
@@ -399,17 +413,24 @@ class _Steps:
         plan = self.plan
         if plan.root is not None:
             self.report(events.REBUILD, events.STARTED, device=plan.root.name)
+            image_id = plan.root.image_id
+            if plan.root.snapshot_id:  # a root volume, re-imaged
+                image_id = self._image_of(plan.snapshot_set, plan.root)
+                self.rollback.add(events.Resource(events.IMAGE, image_id),
+                                  capture.delete_image, self.clients.glance,
+                                  image_id)
             resource = events.Resource(events.REBUILT, plan.server_id)
             self.rollback.add(resource, self._undo(self._rebuild_back))
             self.rebuild_asked = True
             try:
-                self.clients.nova.servers.rebuild(plan.server_id,
-                                                  plan.root.image_id)
+                self._rebuild(plan.root, image_id)
             except nova_exceptions.ClientException:
                 self.rebuild_asked = False  # refused: nothing changed
                 raise
             self.rollback.created(resource)
             wait_for_rebuild(self.clients, plan.server_id, self.clock)
+            if image_id != plan.root.image_id:
+                capture.delete_image(self.clients.glance, image_id)
             self.report(events.REBUILD, events.DONE, device=plan.root.name)
         safety_drives = {d.name: d for d in safety.drives}
         writes = [(d.name, d.image_id, True) for d in plan.ephemerals] + [
@@ -470,15 +491,59 @@ class _Steps:
         rebuild blanked."""
         if not self.rebuild_asked:
             return
-        safety_drives = {d.name: d for d in self.safety.drives}
+        root = {d.name: d for d in self.safety.drives}[self.plan.root.name]
         wait_for_server(self.clients, self.plan.server_id, self.clock, None,
                         allow_error=True)
-        self.clients.nova.servers.rebuild(
-            self.plan.server_id, safety_drives[self.plan.root.name].image_id)
-        wait_for_rebuild(self.clients, self.plan.server_id, self.clock)
+        image_id = (self._image_of(self.safety, root) if root.snapshot_id
+                    else root.image_id)
+        try:
+            self._rebuild(root, image_id)
+            wait_for_rebuild(self.clients, self.plan.server_id, self.clock)
+        finally:
+            if image_id != root.image_id:
+                capture.delete_image(self.clients.glance, image_id)
         self._shut_off()
         self._write_back([d.name for d in self.plan.ephemerals]
                          + [d.name for d in self.plan.kept_ephemerals])
+
+    def _rebuild(self, root, image_id):
+        """Ask Nova to rebuild the root from ``image_id``: a root volume
+        through the microversion that re-images it."""
+        nova = (self.clients.nova_at(microversions.NOVA_REIMAGE_BOOT_VOLUME)
+                if root.snapshot_id else self.clients.nova)
+        nova.servers.rebuild(self.plan.server_id, image_id)
+
+    def _image_of(self, source, drive):
+        """A temporary Glance image (tagged with the run) of the volume
+        snapshot of ``drive`` in set ``source``, made by Cinder from a
+        temporary volume, which is deleted before this returns."""
+        cinder, glance = self.clients.cinder, self.clients.glance
+        tag = '%s %s' % (source.id, drive.name)
+        name = ('%s %s (temporary)' % (source.name, drive.name))[:255]
+        found, image = {}, {}
+        try:
+            volume = cinder.volumes.create(
+                drive.size_gb or 1, snapshot_id=drive.snapshot_id, name=name,
+                metadata={properties.RUN: self.run_id,
+                          properties.RESTORED_FROM: tag,
+                          properties.TEMPORARY: 'True'})
+            found['id'] = volume.id
+            restore._wait_for_volume(self.clients, volume.id, self.clock,
+                                     restore.VOLUME_TIMEOUT_S, ('available',))
+            _, body = cinder.volumes.upload_to_image(
+                volume.id, False, name, 'bare', 'qcow2', 'private', False)
+            image['id'] = body['os-volume_upload_image']['image_id']
+            glance.images.update(image['id'], **{properties.RUN: self.run_id})
+            _wait_for_image(glance, image['id'], self.clock)
+            restore._wait_for_volume(self.clients, volume.id, self.clock,
+                                     restore.VOLUME_TIMEOUT_S, ('available',))
+            return image['id']
+        except BaseException:
+            if image:
+                capture.delete_image(glance, image['id'])
+            raise
+        finally:
+            restore._undo_volume(cinder, self.run_id, tag, found, self.clock)
 
     def start(self):
         if not self.plan.was_running:
@@ -494,6 +559,10 @@ class _Steps:
         for what they are (a failed rename is only logged)."""
         restore._deliver(self.clients.cinder, list(self.new_volumes.values()),
                          self.clock)
+        # The restore is done: what a recovery finds on its safety set
+        # when it replaced no volume.
+        self.clients.glance.images.update(self.safety.id,
+                                          **{properties.DELIVERED: 'True'})
         when = datetime.datetime.now(datetime.timezone.utc).strftime(
             '%Y-%m-%d %H:%M')
         for _, now in self.plan.volumes:
@@ -556,6 +625,21 @@ def wait_for_server(clients, server_id, clock, status,
         clock.sleep(POLL_S)
 
 
+def _wait_for_image(glance, image_id, clock, timeout_s=IMAGE_TIMEOUT_S):
+    deadline = clock.now() + timeout_s
+    while True:
+        status = glance.images.get(image_id)['status']
+        if status == 'active':
+            return
+        if status in ('killed', 'deleted', 'deactivated'):
+            raise errors.RestoreFailed('Cinder could not upload image %s '
+                                       '(%s).' % (image_id, status))
+        if clock.now() >= deadline:
+            raise errors.RestoreFailed('Image %s is still %s after %d s.'
+                                       % (image_id, status, timeout_s))
+        clock.sleep(POLL_S)
+
+
 def wait_for_rebuild(clients, server_id, clock):
     """The server once Nova's rebuild of its image-backed root is done (a
     shut-off server stays shut off)."""
@@ -595,14 +679,18 @@ def recover(clients, run_id, set_id, started, agent_locator=None,
     ``('untouched', None, [])`` (the run's leftovers are the caller's to
     remove).
     """
+    tagged = restore.tagged_volumes(clients.cinder, run_id)
+    temporary = [v for v in tagged if v.metadata.get(properties.TEMPORARY)]
     volumes = sorted(
-        (v for v in restore.tagged_volumes(clients.cinder, run_id)
-         if (v.metadata.get(properties.RESTORED_FROM) or '').split(
-             ' ', 1)[0] == set_id), key=restore._device)
+        (v for v in tagged if v not in temporary and (v.metadata.get(
+            properties.RESTORED_FROM) or '').split(' ', 1)[0] == set_id),
+        key=restore._device)
     safety = safety_set_of(clients, run_id)
     server_id = (safety or sets.get_set(clients, set_id)).server_id
     was_running = events.STOP in started
-    if any(restore._delivered(v) for v in volumes):
+    done = safety is not None and clients.glance.images.get(
+        safety.id).get(properties.DELIVERED) == 'True'
+    if done or any(restore._delivered(v) for v in volumes):
         restore._deliver(clients.cinder, [v.id for v in volumes], clock)
         if was_running:
             server = wait_for_server(clients, server_id, clock, None)
@@ -614,7 +702,8 @@ def recover(clients, run_id, set_id, started, agent_locator=None,
         return 'untouched', None, []
     safety_drives = {d.name: d for d in safety.drives}
     root = next((d for d in safety.drives
-                 if d.kind == plan_module.ROOT_IMAGE), None)
+                 if d.kind in (plan_module.ROOT_IMAGE,
+                               plan_module.ROOT_VOLUME)), None)
     written = tuple(sets.Drive(name, plan_module.EPHEMERAL, 0)
                     for name in started.get(events.WRITE, ())
                     if name in safety_drives)
@@ -642,7 +731,7 @@ def recover(clients, run_id, set_id, started, agent_locator=None,
     # As restore_in_place registers them: undone newest first.
     rollback.add(events.Resource(events.SAFETY_SET_KIND, safety.id),
                  steps._delete_safety_set)
-    for volume in volumes:
+    for volume in volumes + temporary:
         rollback.add(events.Resource(events.VOLUME, volume.id),
                      restore._undo_volume, clients.cinder, run_id, None,
                      {'id': volume.id}, clock)

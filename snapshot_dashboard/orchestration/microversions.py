@@ -22,5 +22,8 @@ def _highest(features):
 
 
 NOVA = _highest(NOVA_FEATURES)
+# Asked for its one call only (a cloud without it still serves the rest):
+# the rebuild of a volume-backed server re-images its root volume.
+NOVA_REIMAGE_BOOT_VOLUME = '2.93'
 CINDER = _highest(CINDER_FEATURES)
 GLANCE = '2'

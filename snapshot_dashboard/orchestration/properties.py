@@ -34,6 +34,9 @@ DELIVERED = 'snapshot_set_delivered'
 # On a set taken by a restore in place before it changed anything (its
 # safety set): the restore's run id. Restoring it undoes the restore.
 UNDO_OF = 'snapshot_set_undo_of'
+# On a volume a restore in place made only to have Cinder upload a root
+# snapshot as an image (deleted right after): never attached, never kept.
+TEMPORARY = 'snapshot_set_temporary'
 # On a volume a restore in place made: the volume it replaces at its device.
 REPLACES = 'snapshot_set_replaces'
 # On a volume a restore in place replaced (detached, kept): the run's id.

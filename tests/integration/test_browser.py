@@ -1,7 +1,8 @@
 """A real browser on `make demo`'s Horizon and mini-cloud, as the demo user:
 the Instances row action, one drive unticked, the set available in the
 Snapshot Sets panel, the set checked through the OpenStack APIs, then
-launched and deleted from the panel.
+launched and deleted from the panel; a set restored in place, a subset of
+its drives ticked, from the panel.
 
 Headless Chromium and chromedriver from Debian, driven by selenium, as
 Horizon's own selenium tests. Screenshots of the workflow and the panel are
@@ -28,6 +29,10 @@ from tests.integration.conftest import ROOT
 from tests.integration.conftest import delete_server_and_its_volumes
 from tests.integration.conftest import server_by_name
 from tests.integration.conftest import wait_for
+from tests.integration.test_restore_in_place import image_server  # noqa: F401
+from tests.integration.test_restore_in_place import markers
+from tests.integration.test_snapshot_sets import create
+from tests.integration.test_snapshot_sets import write_markers
 
 HORIZON = 'http://127.0.0.1:8000'
 CHROMIUM_FLAGS = (
@@ -190,6 +195,59 @@ def test_a_set_of_the_ticked_drives_from_the_instances_row_action(
             sets.delete_set(demo, made.id)
         except errors.SetNotFound:
             pass  # deleted from the panel
+
+
+def test_a_subset_restored_in_place_from_the_panel(
+        horizon, browser, artifacts, openstack_cli, demo,
+        image_server):  # noqa: F811 - the fixture imported above
+    """Restore on the set's row: every drive ticked beside what will
+    change; the volume alone left ticked; the instance then reads the
+    set's marker on it and today's on its root and ephemeral disk."""
+    server, guest, old_volume, made = image_server
+    then = write_markers(guest)
+    shown = create(openstack_cli, 'demo', server.id)
+    made.append(shown['id'])
+    since = write_markers(guest)
+    log_in(browser, horizon)
+
+    row = open_row_menu(browser, '/project/snapshot_sets/', shown['id'])
+    row.find_element(By.CSS_SELECTOR, 'a[href="/project/snapshot_sets/%s/'
+                     'restore/"]' % shown['id']).click()
+    boxes = wait(browser, lambda d: {
+        b.get_attribute('value'): b for b in d.find_elements(
+            By.CSS_SELECTOR, 'input[name="devices"]')} or None)
+    assert sorted(boxes) == ['/dev/vda', '/dev/vdb', '/dev/vdc']
+    assert all(b.is_selected() for b in boxes.values())
+    preview = browser.find_element(By.ID, 'snapshot-set-restore-preview')
+    assert 'A safety set of /dev/vda, /dev/vdb, /dev/vdc is taken first' \
+        in preview.text
+    assert '/dev/vdc: volume inplace-image data is replaced' in preview.text
+    for device in ('/dev/vda', '/dev/vdb'):
+        browser.execute_script('arguments[0].click();', boxes[device])
+    browser.save_screenshot(os.path.join(artifacts, 'restore.png'))
+    browser.find_element(By.CSS_SELECTOR,
+                         '.modal-footer [type="submit"]').click()
+
+    # The run's page, followed until it ends.
+    wait(browser, lambda d: '/project/snapshot_sets/run/' in d.current_url)
+
+    def ended(driver):
+        driver.refresh()
+        text = driver.find_element(By.CSS_SELECTOR,
+                                   '.snapshot-run-detail').text
+        return text if ('Succeeded' in text or 'Failed' in text) else None
+    text = wait(browser, ended, timeout_s=300)
+    browser.save_screenshot(os.path.join(artifacts, 'restore_run.png'))
+    assert 'Succeeded' in text, text
+    assert '/dev/vdc: attached' in text
+    restored = [s for s in sets.list_sets(demo, server_id=server.id)
+                if s.undo_of]
+    made.extend(s.id for s in restored)
+    assert [sorted(d.name for d in s.drives) for s in restored] == [
+        ['/dev/vdc']]
+    assert markers(guest, ['vda', 'vdb', 'vdc']) == [
+        '%s-vda' % since, '%s-vdb' % since, '%s-vdc' % then]
+    assert demo.cinder.volumes.get(old_volume).status == 'available'
 
 
 def launch_from_the_panel(driver, demo, made):

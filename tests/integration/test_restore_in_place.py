@@ -179,12 +179,11 @@ def test_every_drive_restored_in_place_then_the_restore_undone(
         properties.REPLACED_BY] == undone['id']
 
 
-def test_a_volume_backed_server_restores_its_data_volume_not_its_root(
+def test_a_volume_backed_server_restored_in_part_then_whole(
         openstack_cli, demo, admin):
-    """The root of a volume-backed server is refused in place with the
-    alternatives named, and nothing is touched; its data volume alone is
-    restored, the root keeps what it holds now; the server stays shut off
-    if it was."""
+    """Its data volume alone (the root keeps what it holds now), then
+    every drive with the server shut off: the root volume re-imaged in
+    place by Nova (the same volume), the server left shut off."""
     server = boot(openstack_cli, demo, 'inplace-volume', 'snap.tiny-noeph',
                   '--image', GUEST_IMAGE, '--boot-from-volume', '1')
     made = []
@@ -198,34 +197,44 @@ def test_a_volume_backed_server_restores_its_data_volume_not_its_root(
         since = write_markers(guest)
         before = attachments(demo, server)
 
-        refused = openstack_cli('demo', 'server', 'snapshot', 'restore',
-                                shown['id'], check=False)
-        assert refused.returncode == 1
-        assert ('/dev/vda: a volume-backed root cannot be restored in '
-                'place: launch the set as a new server, or restore this '
-                'drive as a new volume') in refused.stderr
-        assert attachments(demo, server) == before
-        assert not sets.list_sets(demo, server_id=server.id)[0].undo_of
+        began = time.monotonic()
+        restored = json.loads(openstack_cli(
+            'demo', 'server', 'snapshot', 'restore', shown['id'], '--device',
+            'vdb', '--wait', '-f', 'json').stdout)
+        print('restore in place of a volume-backed server\'s data volume: '
+              '%.1f s' % (time.monotonic() - began))
+        made.append(restored['undo_set_id'])
+        after = attachments(demo, server)
+        assert after['/dev/vda'] == before['/dev/vda']
+        assert after['/dev/vdb'] != before['/dev/vdb']
+        assert demo.nova.servers.get(server.id).status == 'ACTIVE'
+        assert markers(guest, ['vda', 'vdb']) == [
+            '%s-vda' % since, '%s-vdb' % then]
 
         openstack_cli('demo', 'server', 'stop', server.id)
         wait_for('server stopped', lambda: demo.nova.servers.get(
             server.id).status == 'SHUTOFF')
         began = time.monotonic()
-        restored = json.loads(openstack_cli(
-            'demo', 'server', 'snapshot', 'restore', shown['id'], '--device',
-            'vdb', '--wait', '-f', 'json').stdout)
-        print('restore in place of a volume-backed server\'s data volume '
+        whole = json.loads(openstack_cli(
+            'demo', 'server', 'snapshot', 'restore', shown['id'], '--wait',
+            '-f', 'json').stdout)
+        print('restore in place of every drive of a volume-backed server '
               '(shut off): %.1f s' % (time.monotonic() - began))
-        made.append(restored['undo_set_id'])
+        made.append(whole['undo_set_id'])
         assert demo.nova.servers.get(server.id).status == 'SHUTOFF'
-        after = attachments(demo, server)
-        assert after['/dev/vda'] == before['/dev/vda']
-        assert after['/dev/vdb'] != before['/dev/vdb']
+        assert attachments(demo, server)['/dev/vda'] == before['/dev/vda']
         openstack_cli('demo', 'server', 'start', server.id)
         wait_for('server started', lambda: demo.nova.servers.get(
             server.id).status == 'ACTIVE')
         assert markers(guest, ['vda', 'vdb']) == [
-            '%s-vda' % since, '%s-vdb' % then]
+            '%s-vda' % then, '%s-vdb' % then]
+        # No temporary volume or image is left: the new volume at vdb and
+        # the safety set are all that carry the run's tag.
+        volumes = run_resources(demo, admin, whole['id'])[0]
+        assert [v.id for v in volumes] == [
+            attachments(demo, server)['/dev/vdb']]
+        assert [i['id'] for i in run_resources(demo, admin, whole['id'])[2]
+                ] == [whole['undo_set_id']]
     finally:
         tear_down(demo, server.id, made)
 

@@ -370,11 +370,11 @@ class RestoreTests(APITestCase):
 
     def _ended_restore(self, project=fakes.PROJECT, **fields):
         snapshot_set = self.take_set(project=project)
-        values = dict(action=models.RESTORE_IN_PLACE, project_id=project,
-                      user_id='u', server_id=snapshot_set.server_id,
-                      set_id='the-set', consistency='', budget_s=30,
-                      state=models.SUCCEEDED, undo_set_id=snapshot_set.id)
-        values.update(fields)
+        values = {'action': models.RESTORE_IN_PLACE, 'project_id': project,
+                  'user_id': 'u', 'server_id': snapshot_set.server_id,
+                  'set_id': 'the-set', 'consistency': '', 'budget_s': 30,
+                  'state': models.SUCCEEDED,
+                  'undo_set_id': snapshot_set.id, **fields}
         return models.SnapshotRun.objects.create(**values)
 
     def test_undo_queues_the_restore_in_place_of_the_safety_set(self):

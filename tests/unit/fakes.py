@@ -68,11 +68,22 @@ class FakeCloud:
         self.image_limit = -1
         self.pause_calls = []  # (call, server status seen) for assertions
         self.rebuilds = []  # (server id, image id)
+        self.nova_max = '2.93'  # the highest microversion Nova serves
+        self.uploads = []  # (volume id, image id) Cinder uploaded
         self.on_tick = []  # callables run at every tick, for tests
         self.lock = threading.RLock()
         self.nova = _Nova(self)
         self.cinder = _Cinder(self)
         self.glance = _Glance(self)
+
+    def nova_at(self, version):
+        return _Nova(self, reimage=tuple(map(int, version.split('.')))
+                     >= (2, 93))
+
+    def nova_supports(self, version):
+        def parse(text):
+            return tuple(map(int, text.split('.')))
+        return parse(self.nova_max) >= parse(version)
 
     # -- seeding -----------------------------------------------------------
 
@@ -145,6 +156,12 @@ class FakeCloud:
                         snapshot['status'] = (
                             'error' if 'cinder.snapshot_status' in
                             self.fail_at else 'available')
+            for volume_id, image_id in self.uploads:
+                if self.volumes.get(volume_id, {}).get(
+                        'status') == 'uploading':
+                    self.volumes[volume_id]['status'] = 'available'
+                    if image_id in self.images:
+                        self.images[image_id]['status'] = 'active'
             for volume in self.volumes.values():
                 if volume['status'] == 'creating':
                     volume['status'] = ('error' if 'cinder.volume_status'
@@ -195,14 +212,15 @@ class FakeCloud:
 
 
 class _Nova:
-    def __init__(self, cloud):
-        self.servers = _Servers(cloud)
+    def __init__(self, cloud, reimage=False):
+        self.servers = _Servers(cloud, reimage)
         self.volumes = _ServerVolumes(cloud)
 
 
 class _Servers:
-    def __init__(self, cloud):
+    def __init__(self, cloud, reimage=False):
         self.cloud = cloud
+        self.reimage = reimage  # at 2.93: a volume-backed server rebuilds
 
     def _get(self, server_id):
         server = self.cloud.servers.get(getattr(server_id, 'id', server_id))
@@ -261,7 +279,8 @@ class _Servers:
         server = self._get(server_id)
         self.cloud.check('nova.rebuild', nova_exceptions.BadRequest(
             400, 'Image not usable'))
-        if server['OS-EXT-STS:task_state'] or not server['image']:
+        if server['OS-EXT-STS:task_state'] or not (
+                server['image'] or self.reimage):
             raise self._conflict(server, 'rebuild')
         self.cloud.rebuilds.append((server_id, image))
         failed = 'nova.rebuild_fails' in self.cloud.fail_at
@@ -269,7 +288,7 @@ class _Servers:
             'OS-EXT-STS:task_state': 'rebuilding', '_task_ends': True,
             '_pending_status': 'ERROR' if failed else (
                 'SHUTOFF' if server['status'] == 'SHUTOFF' else 'ACTIVE')})
-        if not failed:
+        if not failed and server['image']:
             server['image'] = {'id': image}
 
     def create_image(self, server_id, image_name, metadata=None):
@@ -380,6 +399,20 @@ class _Volumes:
 
     def update(self, volume_id, **fields):
         self.cloud.volumes[volume_id].update(fields)
+
+    def upload_to_image(self, volume_id, force, image_name, container_format,
+                        disk_format, visibility, protected):
+        """Cinder's upload: an image (active at the next tick) of the
+        volume, which is ``uploading`` meanwhile."""
+        volume = self.cloud.volumes[volume_id]
+        if volume['status'] != 'available':
+            raise cinder_exceptions.BadRequest(400, 'volume not available')
+        image = self.cloud.glance.images.create(
+            name=image_name, disk_format=disk_format, _by_nova=True,
+            container_format=container_format, status='saving')
+        volume.update(status='uploading', uploaded_to=image['id'])
+        self.cloud.uploads.append((volume_id, image['id']))
+        return None, {'os-volume_upload_image': {'image_id': image['id']}}
 
 
 class _Snapshots:

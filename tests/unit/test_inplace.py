@@ -135,22 +135,73 @@ def test_what_cannot_be_restored_is_refused_and_nothing_changes(
     assert cloud.rebuilds == [] and not agent.calls[-1][0] == 'write'
 
 
-def test_a_volume_backed_root_is_refused_with_the_alternatives(cloud, agent):
+@pytest.fixture
+def volume_backed(cloud):
     server = cloud.add_server(image_backed=False, volumes=[('/dev/vdb', 1)])
     snapshot_set = run.create_snapshot_set(
         cloud, server, consistency='crash', wait=True,
         clock=fakes.FakeClock(cloud))
+    return server, snapshot_set
+
+
+def test_a_volume_backed_root_is_re_imaged_through_a_temporary_image(
+        cloud, agent, volume_backed):
+    """Cinder uploads a volume made from the root's snapshot; Nova's 2.93
+    rebuild re-images the root volume from it; the temporary volume and
+    image are gone after, the root volume is the same volume."""
+    server, snapshot_set = volume_backed
+    root = attached(cloud, server)['/dev/vda']
+    volumes, images = set(cloud.volumes), set(cloud.images)
+    safety = restore_(cloud, agent, snapshot_set.id, devices=['vda'],
+                      run_id='run-v')
+    ((source, image),) = cloud.uploads
+    assert cloud.rebuilds == [(server, image)]
+    snapshots = {d.name: d.snapshot_id for d in snapshot_set.drives}
+    assert source not in cloud.volumes and image not in cloud.images
+    assert attached(cloud, server)['/dev/vda'] == root
+    assert set(cloud.volumes) == volumes
+    assert set(cloud.images) == images | {safety.id}
+    assert snapshots['/dev/vda']
+    assert cloud.server_status(server) == 'ACTIVE'
+
+
+def test_a_volume_backed_root_fails_back_from_the_safety_set(
+        cloud, agent, volume_backed):
+    server, snapshot_set = volume_backed
+    before = snapshot(cloud)
+    fail = _fail_once(cloud, 'nova.rebuild_fails', events.REBUILD)
+    with pytest.raises(errors.RestoreFailed) as failed:
+        inplace.restore_in_place(
+            cloud, snapshot_set.id, devices=['vda'],
+            clock=fakes.FakeClock(cloud),
+            agent_locator=fakes.FakeAgents(agent), progress=fail)
+    assert failed.value.rollback_failures == []
+    # Re-imaged from the set, then back from the safety set: two
+    # temporary images, both gone, as is the safety set.
+    assert [image for _, image in cloud.rebuilds] == [
+        image for _, image in cloud.uploads]
+    assert len(cloud.uploads) == 2
+    assert snapshot(cloud) == before
+    assert cloud.server_status(server) == 'ACTIVE'
+
+
+def test_a_volume_backed_root_is_refused_where_nova_cannot(
+        cloud, agent, volume_backed):
+    server, snapshot_set = volume_backed
+    cloud.nova_max = '2.92'
     before = snapshot(cloud)
     with pytest.raises(errors.CannotRestoreInPlace) as refused:
         restore_(cloud, agent, snapshot_set.id)
     assert str(refused.value) == (
-        'Cannot restore in place: /dev/vda: a volume-backed root cannot be '
+        'Cannot restore in place: /dev/vda: this cloud\'s Nova cannot '
+        'rebuild a volume-backed server (API 2.93), so its root cannot be '
         'restored in place: launch the set as a new server, or restore '
         'this drive as a new volume.')
     assert snapshot(cloud) == before
     # Its data volume alone can be.
+    data = attached(cloud, server)['/dev/vdb']
     restore_(cloud, agent, snapshot_set.id, devices=['vdb'])
-    assert attached(cloud, server)['/dev/vdb'] != before[0]
+    assert attached(cloud, server)['/dev/vdb'] not in (data, None)
 
 
 def test_an_ephemeral_disk_without_the_agent_is_refused(cloud, agent,
