@@ -194,7 +194,9 @@ def plan_in_place(clients, set_id, devices=None, has_agent=True):
                 % device.name)
     if refused:
         raise errors.CannotRestoreInPlace(refused)
-    restore._check_quota(clients, [d for d, _ in volume_drives])
+    # A root volume is re-imaged through a temporary volume of its size.
+    restore._check_quota(clients, [d for d, _ in volume_drives] + (
+        [root] if root is not None and root.snapshot_id else []))
     return InPlacePlan(
         snapshot_set=snapshot_set, server_id=server['id'],
         server_name=server.get('name') or server['id'],
@@ -264,9 +266,9 @@ def restore_in_place(clients, set_id, devices=None, run_id=None,
                events.FAILED if rollback.failures else events.DONE,
                message='; '.join(rollback.failures) or
                'the server is as it was; nothing the restore made is left')
-        if isinstance(e, (ks_exceptions.Unauthorized, KeyboardInterrupt,
-                          SystemExit)):
-            raise
+        if not isinstance(e, Exception) or isinstance(
+                e, ks_exceptions.Unauthorized):
+            raise  # a process stopped, or the run's permission gone
         if isinstance(e, errors.SnapshotSetError) and not isinstance(
                 e, errors.RestoreFailed):
             message = str(e)

@@ -165,6 +165,17 @@ def test_a_volume_backed_root_is_re_imaged_through_a_temporary_image(
     assert cloud.server_status(server) == 'ACTIVE'
 
 
+def test_a_root_volume_needs_quota_for_its_temporary_volume(
+        cloud, agent, volume_backed):
+    _, snapshot_set = volume_backed
+    used = len(cloud.volumes)
+    cloud.limits.update(maxTotalVolumes=used, totalVolumesUsed=used)
+    before = snapshot(cloud)
+    with pytest.raises(errors.QuotaExceeded):
+        restore_(cloud, agent, snapshot_set.id, devices=['vda'])
+    assert snapshot(cloud) == before
+
+
 def test_a_volume_backed_root_fails_back_from_the_safety_set(
         cloud, agent, volume_backed):
     server, snapshot_set = volume_backed
