@@ -640,3 +640,138 @@ class RestoreRunTests(TransactionTestCase):
         self.assertEqual(run.state, models.FAILED)
         self.assertIn('/dev/vda restored and kept; /dev/vdb not', run.error)
         self.assertEqual(1, len(self.restored()))
+
+
+class InPlaceRunTests(TransactionTestCase):
+    """A restore in place executed by the worker, holding its server, and
+    recovered after its worker died, on the fake cloud and agent."""
+
+    def setUp(self):
+        from snapshot_dashboard.orchestration import run as run_module
+        from tests.unit import fakes
+        self.cloud = fakes.FakeCloud()
+        self.server = self.cloud.add_server(ephemeral_gb=1,
+                                            volumes=[('/dev/vdc', 1)])
+        self.agent = fakes.FakeAgent(self.cloud, copies=True)
+        self.set = run_module.create_snapshot_set(
+            self.cloud, self.server, consistency='crash', wait=True,
+            clock=fakes.FakeClock(self.cloud),
+            agent_locator=fakes.FakeAgents(self.agent))
+        self.old = self.attached()['/dev/vdc']
+        self.executor = runs.Executor(
+            'worker-b', lambda trust: None, lambda: None,
+            agent_locator=fakes.FakeAgents(self.agent))
+        self.executor.clients = lambda run: self.cloud
+        self.clock = fakes.FakeClock(self.cloud)
+
+    def attached(self):
+        return {a['device']: a['volumeId']
+                for a in self.cloud.attachments[self.server]}
+
+    def queue(self):
+        return models.SnapshotRun.queue_restore(
+            project_id='p', user_id='u', user_name='demo',
+            snapshot_set=self.set, devices=None, attach_to=None,
+            trust_id='trust-1', action=models.RESTORE_IN_PLACE)
+
+    def act(self, act, run):
+        # The agent's copies of a dead run's safety set: asked to go.
+        with mock.patch.object(runs.recovery, 'remove_copies',
+                               return_value=[]) as remove_copies:
+            run = RestoreRunTests.act(self, act, run)
+        self.copies_removed = remove_copies.call_args_list
+        return run
+
+    def test_it_holds_its_server_and_records_its_undo(self):
+        restore_run = self.queue()
+        claimed = runs.claim_queued('worker-b')
+        self.assertEqual(restore_run.pk, claimed.pk)
+        self.assertEqual(claimed.holding_server, self.server)
+        # A set of the same server waits for the restore.
+        queued(server_id=self.server)
+        self.assertIsNone(runs.claim_queued('worker-a'))
+        run = self.act(self.executor.execute, claimed)
+        self.assertEqual(run.state, models.SUCCEEDED, run.error)
+        self.assertIsNone(run.holding_server)
+        self.assertEqual(run.drives, {'/dev/vda': 'restored',
+                                      '/dev/vdb': 'restored',
+                                      '/dev/vdc': 'attached'})
+        from snapshot_dashboard.orchestration import sets
+        self.assertEqual(sets.get_set(self.cloud, run.undo_set_id).undo_of,
+                         str(run.pk))
+        self.assertNotEqual(self.attached()['/dev/vdc'], self.old)
+
+    def dead_run(self, until):
+        from snapshot_dashboard.orchestration import inplace
+        self.queue()
+        run = runs.claim_queued('worker-a')
+        recorder = runs.Recorder(run)
+
+        class Killed(BaseException):
+            pass
+
+        def progress(event):
+            recorder(event)
+            if until(event):
+                raise Killed
+        with self.assertRaises(Killed), \
+                mock.patch.object(inplace.run_module.Rollback, 'run'):
+            inplace.restore_in_place(
+                self.cloud, self.set.id, run_id=str(run.pk),
+                progress=progress, clock=self.clock,
+                agent_locator=self.executor.agent_locator)
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        return runs.claim_stale('worker-b', stale_s=30)
+
+    def test_a_restore_killed_midway_puts_the_server_back(self):
+        from snapshot_dashboard.orchestration import restore
+        run = self.dead_run(lambda e: e.step == events.WRITE
+                            and e.state == events.DONE)
+        self.assertEqual(self.cloud.server_status(self.server), 'SHUTOFF')
+        run = self.act(self.executor.recover, run)
+        self.assertEqual(run.state, models.FAILED)
+        self.assertIn('the server was put back as it was', run.error)
+        self.assertEqual(self.attached(), {'/dev/vdc': self.old})
+        self.assertEqual(self.cloud.server_status(self.server), 'ACTIVE')
+        # Rebuilt from the set, then back from the safety set, whose
+        # ephemeral copy was written back last.
+        self.assertEqual(2, len(self.cloud.rebuilds))
+        self.assertEqual([], restore.tagged_volumes(self.cloud.cinder,
+                                                    str(run.pk)))
+        self.assertEqual([self.set.id], [
+            i for i, image in self.cloud.images.items()
+            if image.get('snapshot_set_id') == i])
+
+    def test_a_restore_killed_while_taking_its_safety_set_changed_nothing(
+            self):
+        run = self.dead_run(lambda e: e.step == events.CLOSE_WINDOW
+                            and e.state == events.DONE)
+        run = self.act(self.executor.recover, run)
+        self.assertEqual(run.state, models.FAILED)
+        self.assertIn('nothing had been changed yet', run.error)
+        self.assertEqual(self.attached(), {'/dev/vdc': self.old})
+        self.assertEqual([], self.cloud.rebuilds)
+        # Its copies on the compute node are asked to go, its snapshots
+        # are deleted.
+        self.assertEqual(1, len(self.copies_removed))
+        self.assertEqual(set(self.set.snapshot_ids),
+                         set(self.cloud.snapshots))
+
+    def test_a_restore_that_finished_before_its_worker_died_is_kept(self):
+        from snapshot_dashboard.orchestration import inplace
+        self.queue()
+        run = runs.claim_queued('worker-a')
+        inplace.restore_in_place(
+            self.cloud, self.set.id, run_id=str(run.pk),
+            progress=runs.Recorder(run), clock=self.clock,
+            agent_locator=self.executor.agent_locator)
+        new = self.attached()['/dev/vdc']
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
+        run = self.act(self.executor.recover,
+                       runs.claim_stale('worker-b', stale_s=30))
+        self.assertEqual(run.state, models.SUCCEEDED, run.error)
+        self.assertTrue(run.undo_set_id)
+        self.assertEqual(self.attached(), {'/dev/vdc': new})
+        self.assertEqual(1, len(self.cloud.rebuilds))
