@@ -66,21 +66,31 @@ class GlanceUploader:
         return upload
 
     def downloader(self, token_auth):
-        """``download(image_id, path)``: the image's data into ``path``,
-        with the caller's token; returns its ``disk_format``. An image the
-        caller cannot see is a 404, one without data a 409."""
+        """``download(image_id, path, max_bytes)``: the image's data into
+        ``path``, with the caller's token; returns its ``disk_format``. An
+        image the caller cannot see is a 404; one without data, or larger
+        than ``max_bytes`` (by Glance's word, then by what comes), a 409."""
         session, base = self.glance(token_auth)
 
-        def download(image_id, path):
+        def download(image_id, path, max_bytes):
             url = '%s/v2/images/%s' % (base, image_id)
             image = _glance_call(session.get, url, image_id).json()
             if image.get('status') != 'active':
                 raise web.HTTPError(409, 'Image %s is %s, not active.'
                                     % (image_id, image.get('status')))
+            too_big = web.HTTPError(409, 'Image %s is larger than the drive '
+                                    'it is for.' % image_id)
+            if (image.get('size') or 0) > max_bytes:
+                raise too_big
             response = _glance_call(session.get, url + '/file', image_id,
                                     stream=True)
+            written = 0
             with open(path, 'wb') as f:
                 for chunk in response.iter_content(captures.CHUNK):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        response.close()
+                        raise too_big
                     f.write(chunk)
             return image.get('disk_format')
         return download

@@ -25,6 +25,9 @@ from snapshot_dashboard.agent import writes as writes_module
 LOG = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r'[A-Za-z0-9-]{1,64}')
+# Keystone's default roles that change a project's resources (a reader's
+# token only reads).
+WRITER_ROLES = frozenset({'member', 'admin'})
 UUID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
 # The Guest method that ends each kind of lease.
 RELEASES = {leases_module.FREEZE: 'thaw', leases_module.PAUSE: 'resume'}
@@ -69,9 +72,13 @@ def authorize(request, guest, agent):
     _authorize_owner(request, agent, guest.uuid, guest.owner_project())
 
 
+def _roles(request):
+    return {r.strip() for r in request.environ.get(
+        'HTTP_X_ROLES', '').split(',')}
+
+
 def _privileged(request, agent):
-    return bool({r.strip() for r in request.environ.get(
-        'HTTP_X_ROLES', '').split(',')} & agent.privileged_roles)
+    return bool(_roles(request) & agent.privileged_roles)
 
 
 def _authorize_owner(request, agent, server, owner):
@@ -311,6 +318,8 @@ def write_drive(request, agent, uuid, device):
     token) into the local drive ``device`` of the shut-off server: an
     ephemeral disk restored in place. Answers when the drive is written."""
     guest = _guest(request, agent, uuid)
+    if not (_privileged(request, agent) or WRITER_ROLES & _roles(request)):
+        raise web.HTTPError(403, 'Writing a drive needs the member role.')
     image = _body(request).get('image')
     if not isinstance(image, str) or not UUID.fullmatch(image):
         raise web.HTTPError(400, 'image must be a Glance image id.')

@@ -14,8 +14,9 @@ from keystoneauth1 import exceptions as ks_exceptions
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30
-# A drive written back downloads its image and writes every block.
-WRITE_TIMEOUT_S = 1800
+# A drive written back downloads its image and writes every block (the
+# agent gives qemu-img half of this).
+WRITE_TIMEOUT_S = 3600
 # The agent's own budget outlasts the orchestration's by this much, so the
 # orchestration normally ends the hold itself and the watchdog only catches
 # a vanished caller; small enough that a guest is never held longer than

@@ -192,6 +192,14 @@ def plan_in_place(clients, set_id, devices=None, has_agent=True):
                 'rebuilding the root blanks the ephemeral disk %s, which only '
                 'the compute-side agent (not reachable) can keep'
                 % device.name)
+    if server['status'] == 'SHUTOFF':
+        # The safety set copies local disks from the running guest.
+        local = [d.name for d in ephemerals] + ([root.name] if root and (
+            root.kind == plan_module.ROOT_IMAGE or kept) else [])
+        for name in local:
+            refused[name] = ('the server is shut off, and the safety set '
+                             'copies its local disks while it runs: start '
+                             'it first')
     if refused:
         raise errors.CannotRestoreInPlace(refused)
     # A root volume is re-imaged through a temporary volume of its size.
@@ -246,17 +254,22 @@ def restore_in_place(clients, set_id, devices=None, run_id=None,
     report(events.PLAN, events.DONE,
            drives=tuple(d.name for d in plan.drives))
     run_id = run_id or str(uuid.uuid4())
+    # Each undo retries itself before the next runs (their order is what
+    # puts drives back at their devices): no second pass.
     rollback = run_module.Rollback(on_add=lambda resource: report(
-        events.RESOURCE, events.DONE, resource=resource), clock=clock)
+        events.RESOURCE, events.DONE, resource=resource), clock=clock,
+        retry_s=())
     steps = _Steps(clients, plan, run_id, agent, rollback, clock, report)
     try:
-        safety = steps.take_safety_set(agent_locator, budget_s, progress)
+        # What takes long comes first, so that the safety set is as the
+        # drives are when the server stops, moments later.
         steps.make_volumes()
+        steps.make_root_image()
+        safety = steps.take_safety_set(agent_locator, budget_s, progress)
         steps.stop()
         steps.swap_volumes()
         steps.restore_local_disks(safety)
         steps.start()
-        steps.deliver()
     except errors.Superseded:
         raise  # the new owner of the run rolls it back
     except BaseException as e:
@@ -275,6 +288,9 @@ def restore_in_place(clients, set_id, devices=None, run_id=None,
         else:
             message = 'The server could not be restored: %s' % e
         raise errors.RestoreFailed(message, rollback.failures) from e
+    # Done: from here on nothing is undone; a mark that cannot be written
+    # is only logged (attached volumes are never reaped).
+    steps.deliver()
     return safety
 
 
@@ -294,6 +310,7 @@ class _Steps:
         self.safety = None
         self.rebuild_asked = False
         self.undo_failed = False  # the safety set is then kept
+        self.root_image = None  # a root volume's temporary image
 
     def take_safety_set(self, agent_locator, budget_s, progress):
         plan = self.plan
@@ -303,7 +320,7 @@ class _Steps:
         # need what it holds.
         self.rollback.add(events.Resource(events.SAFETY_SET_KIND,
                                           'of %s' % plan.server_id),
-                          self._delete_safety_set)
+                          self._retrying(self._delete_safety_set))
         when = datetime.datetime.now(datetime.timezone.utc)
         try:
             self.safety = run_module.create_snapshot_set(
@@ -340,9 +357,9 @@ class _Steps:
         for drive, now in self.plan.volumes:
             self.report(events.RESTORE, events.STARTED, device=drive.name)
             self.new_volumes[drive.name] = restore._new_volume(
-                self.clients, self.plan, drive, self.run_id, self.rollback,
-                self.clock, extra_metadata={properties.REPLACES:
-                                            now.volume_id})
+                self.clients, self.plan, drive, self.run_id,
+                _Retrying(self), self.clock,
+                extra_metadata={properties.REPLACES: now.volume_id})
         for drive, _ in self.plan.volumes:
             restore._wait_for_volume(self.clients, self.new_volumes[
                 drive.name], self.clock, restore.VOLUME_TIMEOUT_S,
@@ -376,7 +393,7 @@ class _Steps:
             self.report(events.DETACH, events.STARTED, device=drive.name)
             resource = events.Resource(events.DETACHMENT, now.volume_id)
             self.rollback.add(resource, self._undo(self._reattach),
-                              now.volume_id)
+                              now.volume_id, drive.name)
             self.clients.nova.volumes.delete_server_volume(server_id,
                                                            now.volume_id)
             self.rollback.created(resource)
@@ -388,39 +405,45 @@ class _Steps:
         # name, which is then the one its old volume had.
         for drive, _ in self.plan.volumes:
             self.report(events.ATTACH, events.STARTED, device=drive.name)
+            # Its undo (detach) is one the safety set waits for.
             attached_as = restore._attach(
                 self.clients, server_id, self.new_volumes[drive.name],
-                self.clock, self.rollback)
+                self.clock, _Retrying(self, critical=True))
             if attached_as != drive.name:
                 raise errors.RestoreFailed(
                     'Nova attached the new volume of %s as %s.'
                     % (drive.name, attached_as))
             self.report(events.ATTACH, events.DONE, device=drive.name)
 
-    def _reattach(self, volume_id):
-        """Attach the replaced volume again, where it was (every newer
-        volume is detached by then)."""
+    def _reattach(self, volume_id, device):
+        """Attach the replaced volume again, at ``device`` where it was
+        (every newer volume is detached by then); anywhere else is a
+        failure, which keeps the safety set."""
         volume = restore._wait_for_volume_settled(
             self.clients.cinder, volume_id, self.clock, restore.ATTACHING,
             restore.ATTACH_TIMEOUT_S)
-        if any(a.get('server_id') == self.plan.server_id
-               for a in volume.attachments or []):
-            return  # never detached
-        self.clients.nova.volumes.create_server_volume(self.plan.server_id,
-                                                       volume_id)
-        restore._wait_for_volume(self.clients, volume_id, self.clock,
-                                 restore.ATTACH_TIMEOUT_S, ('in-use',))
+        here = [a for a in volume.attachments or []
+                if a.get('server_id') == self.plan.server_id]
+        if not here:  # detached: attached again
+            self.clients.nova.volumes.create_server_volume(
+                self.plan.server_id, volume_id)
+            volume = restore._wait_for_volume(
+                self.clients, volume_id, self.clock,
+                restore.ATTACH_TIMEOUT_S, ('in-use',))
+            here = [a for a in volume.attachments or []
+                    if a.get('server_id') == self.plan.server_id]
+        got = here[0].get('device') if here else None
+        if got != device:
+            raise errors.RestoreFailed(
+                'volume %s is attached again as %s, not %s'
+                % (volume_id, got, device))
 
     def restore_local_disks(self, safety):
         plan = self.plan
         if plan.root is not None:
+            # Reported right before Nova is asked: what a recovery goes by.
             self.report(events.REBUILD, events.STARTED, device=plan.root.name)
-            image_id = plan.root.image_id
-            if plan.root.snapshot_id:  # a root volume, re-imaged
-                image_id = self._image_of(plan.snapshot_set, plan.root)
-                self.rollback.add(events.Resource(events.IMAGE, image_id),
-                                  capture.delete_image, self.clients.glance,
-                                  image_id)
+            image_id = self.root_image or plan.root.image_id
             resource = events.Resource(events.REBUILT, plan.server_id)
             self.rollback.add(resource, self._undo(self._rebuild_back))
             self.rebuild_asked = True
@@ -460,15 +483,43 @@ class _Steps:
                 'The compute-side agent could not write %s back: %s'
                 % (device, e)) from e
 
+    def make_root_image(self):
+        """A root volume's temporary image, made from the set's snapshot
+        before anything changes (it takes long)."""
+        root = self.plan.root
+        if root is None or not root.snapshot_id:
+            return
+        self.report(events.RESTORE, events.STARTED, device=root.name,
+                    message='an image of the root\'s snapshot')
+        self.root_image = self._image_of(self.plan.snapshot_set, root)
+        self.rollback.add(events.Resource(events.IMAGE, self.root_image),
+                          self._retrying(capture.delete_image),
+                          self.clients.glance, self.root_image)
+        self.report(events.RESTORE, events.DONE, device=root.name)
+
+    def _retrying(self, undo, critical=False):
+        """``undo``, tried again while the service does not answer (the
+        waits of a run's rollback), before the next undo runs. A
+        ``critical`` one that still fails keeps the safety set."""
+        def retrying(*args):
+            for wait_s in run_module.Rollback.RETRY_S + (None,):
+                try:
+                    return undo(*args)
+                except errors.Superseded:
+                    raise
+                except Exception as e:
+                    if wait_s is None or not run_module.transient(e):
+                        if critical:
+                            self.undo_failed = True
+                        raise
+                    LOG.info('Undo %s: trying again in %d s: %s',
+                             getattr(undo, '__name__', undo), wait_s, e)
+                    self.clock.sleep(wait_s)
+        return retrying
+
     def _undo(self, undo):
-        """``undo``, noting that it failed: the safety set is then kept."""
-        def noting(*args):
-            try:
-                return undo(*args)
-            except Exception:
-                self.undo_failed = True
-                raise
-        return noting
+        """A critical undo: one that puts the server back."""
+        return self._retrying(undo, critical=True)
 
     def _shut_off(self):
         """The server shut off (a rebuild undone from an error state
@@ -532,10 +583,16 @@ class _Steps:
             found['id'] = volume.id
             restore._wait_for_volume(self.clients, volume.id, self.clock,
                                      restore.VOLUME_TIMEOUT_S, ('available',))
+            # Cinder copies a volume's image metadata onto the image it
+            # uploads: tagged from its start, found by a recovery or the
+            # reaper whatever happens next.
+            cinder.volumes.set_image_metadata(volume.id, {
+                properties.RUN: self.run_id, properties.TEMPORARY: 'True'})
             _, body = cinder.volumes.upload_to_image(
                 volume.id, False, name, 'bare', 'qcow2', 'private', False)
             image['id'] = body['os-volume_upload_image']['image_id']
-            glance.images.update(image['id'], **{properties.RUN: self.run_id})
+            glance.images.update(image['id'], **{
+                properties.RUN: self.run_id, properties.TEMPORARY: 'True'})
             _wait_for_image(glance, image['id'], self.clock)
             restore._wait_for_volume(self.clients, volume.id, self.clock,
                                      restore.VOLUME_TIMEOUT_S, ('available',))
@@ -557,14 +614,18 @@ class _Steps:
         self.report(events.START, events.DONE)
 
     def deliver(self):
-        """The new volumes are the user's; the replaced ones are renamed
-        for what they are (a failed rename is only logged)."""
-        restore._deliver(self.clients.cinder, list(self.new_volumes.values()),
-                         self.clock)
-        # The restore is done: what a recovery finds on its safety set
-        # when it replaced no volume.
-        self.clients.glance.images.update(self.safety.id,
-                                          **{properties.DELIVERED: 'True'})
+        """The new volumes are the user's, the restore is done (marked on
+        its safety set, for a restore that replaced no volume), the
+        replaced volumes are renamed for what they are. Nothing here
+        undoes anything: a mark that cannot be written is logged."""
+        try:
+            restore._deliver(self.clients.cinder,
+                             list(self.new_volumes.values()), self.clock)
+            self.clients.glance.images.update(
+                self.safety.id, **{properties.DELIVERED: 'True'})
+        except Exception:
+            LOG.exception('Restore %s is done but could not be marked so',
+                          self.run_id)
         when = datetime.datetime.now(datetime.timezone.utc).strftime(
             '%Y-%m-%d %H:%M')
         for _, now in self.plan.volumes:
@@ -579,6 +640,22 @@ class _Steps:
             except Exception:
                 LOG.exception('Could not rename replaced volume %s',
                               now.volume_id)
+
+
+class _Retrying:
+    """A rollback whose undos retry themselves (``_Steps._retrying``),
+    for the functions of ``restore`` that register their own."""
+
+    def __init__(self, steps, critical=False):
+        self.steps = steps
+        self.critical = critical
+
+    def add(self, resource, undo, *args):
+        self.steps.rollback.add(
+            resource, self.steps._retrying(undo, self.critical), *args)
+
+    def created(self, resource):
+        self.steps.rollback.created(resource)
 
 
 def _only(progress, steps):
@@ -725,29 +802,35 @@ def recover(clients, run_id, set_id, started, agent_locator=None,
             and d.name not in {w.name for w in written}))
     agent = (_locate_agent(clients, server_id, agent_locator)
              if plan.root or written else None)
-    rollback = run_module.Rollback(clock=clock)
+    rollback = run_module.Rollback(clock=clock, retry_s=())
     steps = _Steps(clients, plan, run_id, agent, rollback, clock,
                    lambda *args, **kwargs: None)
     steps.safety = safety
     steps.rebuild_asked = rebuilt
     # As restore_in_place registers them: undone newest first.
-    rollback.add(events.Resource(events.SAFETY_SET_KIND, safety.id),
-                 steps._delete_safety_set)
     for volume in volumes + temporary:
         rollback.add(events.Resource(events.VOLUME, volume.id),
-                     restore._undo_volume, clients.cinder, run_id, None,
-                     {'id': volume.id}, clock)
+                     steps._retrying(restore._undo_volume), clients.cinder,
+                     run_id, None, {'id': volume.id}, clock)
+    for image in capture.tagged_images(clients.glance, run_id):
+        if image.get(properties.TEMPORARY):
+            rollback.add(events.Resource(events.IMAGE, image['id']),
+                         steps._retrying(capture.delete_image),
+                         clients.glance, image['id'])
+    rollback.add(events.Resource(events.SAFETY_SET_KIND, safety.id),
+                 steps._retrying(steps._delete_safety_set))
     if was_running:
         rollback.add(events.Resource(events.STOPPED, server_id),
                      steps._undo(steps._start_again))
-    for _, now in reversed(plan.volumes):
+    for drive, now in reversed(plan.volumes):
         if now.volume_id:
             rollback.add(events.Resource(events.DETACHMENT, now.volume_id),
-                         steps._undo(steps._reattach), now.volume_id)
+                         steps._undo(steps._reattach), now.volume_id,
+                         drive.name)
     for volume in volumes:
         rollback.add(events.Resource(events.ATTACHMENT, volume.id),
-                     restore._undo_attach, clients, server_id, volume.id,
-                     clock)
+                     steps._undo(restore._undo_attach), clients, server_id,
+                     volume.id, clock)
     if rebuilt:
         rollback.add(events.Resource(events.REBUILT, server_id),
                      steps._undo(steps._rebuild_back))

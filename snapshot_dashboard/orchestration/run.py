@@ -81,6 +81,8 @@ class Rollback:
             for resource, undo, args in pending:
                 try:
                     undo(*args)
+                except errors.Superseded:
+                    raise  # the run is another process's: it undoes
                 except Exception as e:
                     LOG.warning('Rollback could not remove %s: %s',
                                 resource, e)

@@ -513,13 +513,18 @@ class Executor:
             outcome, safety, failures = inplace.recover(
                 user_clients, str(run.pk), run.set_id, started,
                 agent_locator=self.agent_locator, clock=clock)
-            deleted, leftover_failures = recovery.remove_leftovers(
-                user_clients, str(run.pk))
-            copies = run.resource_ids(events.AGENT_COPY)
-            agent_url = self._agent_url(run, user_clients)
-            if copies and agent_url:
-                deleted += recovery.remove_copies(
-                    user_clients, run.server_id, agent_url, copies)
+            deleted, leftover_failures = [], []
+            if outcome == 'untouched':
+                # What the run's safety set had made is all there is to
+                # remove; a safety set that was taken is recover()'s own
+                # to keep (the undo, or the drives as they were) or delete.
+                deleted, leftover_failures = recovery.remove_leftovers(
+                    user_clients, str(run.pk))
+                copies = run.resource_ids(events.AGENT_COPY)
+                agent_url = self._agent_url(run, user_clients)
+                if copies and agent_url:
+                    deleted += recovery.remove_copies(
+                        user_clients, run.server_id, agent_url, copies)
         except errors.Superseded:
             raise
         except Exception as e:

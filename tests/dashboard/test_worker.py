@@ -724,6 +724,20 @@ class InPlaceRunTests(TransactionTestCase):
             heartbeat_at=timezone.now() - datetime.timedelta(seconds=31))
         return runs.claim_stale('worker-b', stale_s=30)
 
+    def test_a_safety_set_a_recovery_keeps_is_not_removed(self):
+        """The old volume cannot go back where it was: the safety set
+        holds the drives as they were, and stays."""
+        from snapshot_dashboard.orchestration import sets
+        run = self.dead_run(lambda e: e.step == events.WRITE
+                            and e.state == events.DONE)
+        self.cloud.fail_at.add('nova.attach')
+        run = self.act(self.executor.recover, run)
+        self.assertEqual(run.state, models.FAILED)
+        self.assertIn('could not be put back entirely', run.error)
+        (safety,) = [s for s in sets.list_sets(self.cloud) if s.undo_of]
+        self.assertEqual(safety.undo_of, str(run.pk))
+        self.assertEqual(sets.AVAILABLE, safety.status)
+
     def test_a_restore_killed_midway_puts_the_server_back(self):
         from snapshot_dashboard.orchestration import restore
         run = self.dead_run(lambda e: e.step == events.WRITE
@@ -772,6 +786,11 @@ class InPlaceRunTests(TransactionTestCase):
         run = self.act(self.executor.recover,
                        runs.claim_stale('worker-b', stale_s=30))
         self.assertEqual(run.state, models.SUCCEEDED, run.error)
-        self.assertTrue(run.undo_set_id)
         self.assertEqual(self.attached(), {'/dev/vdc': new})
         self.assertEqual(1, len(self.cloud.rebuilds))
+        # Its undo is there to use.
+        from snapshot_dashboard.orchestration import sets
+        self.assertEqual(sets.get_set(self.cloud, run.undo_set_id).undo_of,
+                         str(run.pk))
+        self.assertEqual(sets.AVAILABLE, sets.get_set(
+            self.cloud, run.undo_set_id).status)

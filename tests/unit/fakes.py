@@ -335,6 +335,8 @@ class _ServerVolumes:
 
     def delete_server_volume(self, server_id, volume_id):
         cloud = self.cloud
+        cloud.check('nova.detach', nova_exceptions.Conflict(
+            409, 'detach refused'))
         for attachment in cloud.attachments[server_id]:
             if attachment['volumeId'] == volume_id:
                 cloud.detach(server_id, attachment['device'])
@@ -400,16 +402,23 @@ class _Volumes:
     def update(self, volume_id, **fields):
         self.cloud.volumes[volume_id].update(fields)
 
+    def set_image_metadata(self, volume_id, metadata):
+        volume = self.cloud.volumes[volume_id]
+        volume['volume_image_metadata'] = dict(
+            volume.get('volume_image_metadata') or {}, **metadata)
+
     def upload_to_image(self, volume_id, force, image_name, container_format,
                         disk_format, visibility, protected):
         """Cinder's upload: an image (active at the next tick) of the
-        volume, which is ``uploading`` meanwhile."""
+        volume, which is ``uploading`` meanwhile, with the volume's image
+        metadata as its properties."""
         volume = self.cloud.volumes[volume_id]
         if volume['status'] != 'available':
             raise cinder_exceptions.BadRequest(400, 'volume not available')
         image = self.cloud.glance.images.create(
             name=image_name, disk_format=disk_format, _by_nova=True,
-            container_format=container_format, status='saving')
+            container_format=container_format, status='saving',
+            **(volume.get('volume_image_metadata') or {}))
         volume.update(status='uploading', uploaded_to=image['id'])
         self.cloud.uploads.append((volume_id, image['id']))
         return None, {'os-volume_upload_image': {'image_id': image['id']}}

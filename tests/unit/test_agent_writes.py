@@ -3,7 +3,9 @@ real qemu-img on real image files (the guest is a stand-in: what libvirt
 says of it is all the write asks); the route's authorization through the
 handlers."""
 
+import os
 import subprocess
+import threading
 
 import pytest
 
@@ -66,10 +68,14 @@ def drive(tmp_path):
 
 
 def downloading(source, disk_format):
+    """Glance's download as the agent's downloader does it, refusing an
+    image larger than it is told."""
     calls = []
 
-    def download(image_id, path):
-        calls.append(image_id)
+    def download(image_id, path, max_bytes):
+        calls.append((image_id, max_bytes))
+        if os.path.getsize(source) > max_bytes:
+            raise writes.WriteError('larger than the drive')
         with open(source, 'rb') as src, open(path, 'wb') as dst:
             dst.write(src.read())
         return disk_format
@@ -89,6 +95,60 @@ def test_every_block_is_written_zeroes_included(tmp_path, drive):
     assert read_at(drive, 'qcow2', 0, 1024, tmp_path) == b'COPY' * 256
     assert read_at(drive, 'qcow2', 2, 1024, tmp_path) == bytes(1024)
     assert list((tmp_path / 'work').iterdir()) == []  # the download went
+
+
+def a_copy(tmp_path):
+    image = tmp_path / 'copy.qcow2'
+    qemu_img('convert', '-f', 'raw', '-O', 'qcow2', raw_with(
+        tmp_path / 'copy.raw', {0: b'COPY' * 256}), str(image))
+    return str(image)
+
+
+def test_what_may_be_fetched_is_bounded_by_the_drive(tmp_path, drive):
+    download = downloading(a_copy(tmp_path), 'qcow2')
+    big = raw_with(tmp_path / 'big.raw', {}, size_mb=80)
+    with pytest.raises(writes.WriteError, match='larger than the drive'):
+        writes.Writes(str(tmp_path / 'work')).write(
+            Guest(drive), 'vdb', 'image-1', downloading(big, 'raw'))
+    writes.Writes(str(tmp_path / 'work')).write(
+        Guest(drive), 'vdb', 'image-1', download)
+    assert download.calls == [('image-1', int(4 * MB * 1.1 + 64 * MB))]
+
+
+def test_a_root_disk_is_never_written(tmp_path, drive):
+    root = str(tmp_path / 'disk')
+    os.rename(drive, root)
+    download = downloading(root, 'qcow2')
+    with pytest.raises(writes.WriteError, match='not an ephemeral disk'):
+        writes.Writes(str(tmp_path / 'work')).write(
+            Guest(root), 'vdb', 'image-1', download)
+    assert download.calls == []
+
+
+def test_writes_beyond_the_limit_are_refused_until_one_ends(tmp_path,
+                                                             drive):
+    """Past ``max_writes`` at a time, a write is a 503 that changes
+    nothing."""
+    started, release = threading.Event(), threading.Event()
+    work = writes.Writes(str(tmp_path / 'work'), max_writes=1)
+
+    def slow(image_id, path, max_bytes):
+        started.set()
+        release.wait(10)
+        raise writes.WriteError('stopped')
+    blocked = threading.Thread(target=lambda: pytest.raises(
+        writes.WriteError, work.write, Guest(drive), 'vdb', 'a', slow))
+    blocked.start()
+    started.wait(10)
+    other = Guest(drive)
+    other.uuid = 'server-2'
+    copy = a_copy(tmp_path)
+    with pytest.raises(writes.WritesBusy) as busy:
+        work.write(other, 'vdb', 'b', downloading(copy, 'qcow2'))
+    assert busy.value.status == 503
+    release.set()
+    blocked.join(10)
+    work.write(other, 'vdb', 'b', downloading(copy, 'qcow2'))
 
 
 def test_a_running_guest_is_refused_and_nothing_is_fetched(tmp_path,
@@ -150,6 +210,9 @@ def test_the_route_wants_the_servers_project_and_an_image_id(agent,  # noqa: F81
     status, body = call(agent, 'POST', path, {'image': 'x'})
     assert (status, body['message']) == (400, 'image must be a Glance '
                                          'image id.')
-    status, _ = call(agent, 'POST', path, {
-        'image': '6f1c3c2e-7a7e-4b43-9d35-0d3a1e0f9b11'}, project='other')
+    image = {'image': '6f1c3c2e-7a7e-4b43-9d35-0d3a1e0f9b11'}
+    status, _ = call(agent, 'POST', path, image, project='other')
     assert status == 403
+    status, body = call(agent, 'POST', path, image, roles='reader')
+    assert (status, body['message']) == (403, 'Writing a drive needs the '
+                                         'member role.')

@@ -64,9 +64,11 @@ def test_every_drive_is_replaced_in_place_after_a_safety_set(
 
     steps = [(e.step, e.device) for e in seen if e.state == events.STARTED
              and e.step not in inplace.SAFETY_SET_STEPS]
+    # The new volume first (it takes long), then the safety set right
+    # before the stop.
     assert steps == [
-        (events.PLAN, None), (events.SAFETY_SET, None),
-        (events.RESTORE, '/dev/vdc'), (events.STOP, None),
+        (events.PLAN, None), (events.RESTORE, '/dev/vdc'),
+        (events.SAFETY_SET, None), (events.STOP, None),
         (events.DETACH, '/dev/vdc'), (events.ATTACH, '/dev/vdc'),
         (events.REBUILD, '/dev/vda'), (events.WRITE, '/dev/vdb'),
         (events.START, None)]
@@ -311,3 +313,96 @@ def test_an_undo_that_fails_keeps_the_safety_set(cloud, agent, taken):
                '%s holds its drives as they were' % safety in f
                for f in failed.value.rollback_failures)
     assert cloud.server_status(server) == 'ACTIVE'
+
+
+def _faults(cloud, at_step, points, then=()):
+    """``points`` fail from when ``at_step`` starts; at the rollback they
+    are cleared and ``then`` fail instead."""
+    def progress(event):
+        if event.step == at_step and event.state == events.STARTED:
+            cloud.fail_at.update(points)
+        if event.step == events.ROLLBACK and event.state == events.STARTED:
+            cloud.fail_at.difference_update(points)
+            cloud.fail_at.update(then)
+    return progress
+
+
+def test_a_volume_that_cannot_go_back_at_its_device_keeps_the_safety_set(
+        cloud, agent, taken):
+    """Nova will not detach the new volume: the old one would come back
+    at another device. That is a failure, and the safety set stays."""
+    server, snapshot_set = taken
+    old = attached(cloud, server)['/dev/vdc']
+    seen = []
+    fail = _faults(cloud, events.WRITE, {'agent.write'}, {'nova.detach'})
+    with pytest.raises(errors.RestoreFailed) as failed:
+        inplace.restore_in_place(
+            cloud, snapshot_set.id, clock=fakes.FakeClock(cloud),
+            agent_locator=fakes.FakeAgents(agent),
+            progress=lambda e: (seen.append(e), fail(e)))
+    (safety,) = [e.set_id for e in seen if e.step == events.SAFETY_SET
+                 and e.state == events.DONE]
+    failures = failed.value.rollback_failures
+    assert any('volume %s is attached again as /dev/vdd, not /dev/vdc'
+               % old in f for f in failures), failures
+    assert any('kept' in f and safety in f for f in failures), failures
+    assert sets.get_set(cloud, safety).status == sets.AVAILABLE
+
+
+def test_an_undo_the_service_did_not_answer_is_tried_again_in_its_turn(
+        cloud, agent, taken):
+    """The rebuild back is refused once as a dropped connection: it is
+    tried again before the server is started, so the server runs at the
+    end and nothing is kept."""
+    from keystoneauth1 import exceptions as ks_exceptions
+    server, snapshot_set = taken
+    before = snapshot(cloud)
+    rebuild = cloud.nova.servers.rebuild
+    calls = []
+
+    def flaky(server_id, image):
+        calls.append(image)
+        if len(calls) == 2:  # the rebuild back, first try
+            raise ks_exceptions.ConnectFailure('connection reset')
+        return rebuild(server_id, image)
+    cloud.nova.servers.rebuild = flaky
+    fail = _faults(cloud, events.WRITE, {'agent.write'})
+    with pytest.raises(errors.RestoreFailed) as failed:
+        inplace.restore_in_place(
+            cloud, snapshot_set.id, clock=fakes.FakeClock(cloud),
+            agent_locator=fakes.FakeAgents(agent), progress=fail)
+    assert failed.value.rollback_failures == []
+    assert len(calls) == 3
+    assert cloud.server_status(server) == 'ACTIVE'
+    assert snapshot(cloud) == before
+
+
+def test_a_done_restore_that_cannot_be_marked_is_not_undone(
+        cloud, agent, taken):
+    server, snapshot_set = taken
+    update = cloud.glance.images.update
+
+    def refusing(image_id, **fields):
+        if properties.DELIVERED in fields:
+            raise RuntimeError('Glance said 500')
+        return update(image_id, **fields)
+    cloud.glance.images.update = refusing
+    safety = restore_(cloud, agent, snapshot_set.id)
+    new = attached(cloud, server)['/dev/vdc']
+    assert cloud.volumes[new]['metadata'][properties.DELIVERED] == 'True'
+    assert sets.get_set(cloud, safety.id).status == sets.AVAILABLE
+    assert cloud.rebuilds == [(server, snapshot_set.id)]
+    assert cloud.server_status(server) == 'ACTIVE'
+
+
+def test_local_disks_of_a_shut_off_server_are_refused(cloud, agent, taken):
+    """Its safety set could not copy them: refused before anything is
+    made (its volumes alone can be restored)."""
+    server, snapshot_set = taken
+    cloud.servers[server]['status'] = 'SHUTOFF'
+    before = snapshot(cloud)
+    with pytest.raises(errors.CannotRestoreInPlace) as refused:
+        restore_(cloud, agent, snapshot_set.id)
+    assert set(refused.value.reasons) == {'/dev/vda', '/dev/vdb'}
+    assert 'start it first' in refused.value.reasons['/dev/vda']
+    assert snapshot(cloud) == before
