@@ -119,6 +119,15 @@ class RestoreFailed(SnapshotSetError):
         self.rollback_failures = list(rollback_failures)
 
 
+class ServerNotRestorable(SnapshotSetError):
+    def __init__(self, server_name, status, task_state=None):
+        super().__init__(
+            'Server %s is %s; a server is restored in place when it is '
+            'active or shut off and not busy with another task.'
+            % (server_name, 'busy (%s)' % task_state if task_state
+               else status))
+
+
 class CannotRestoreInPlace(SnapshotSetError):
     """Nothing was changed: ``reasons`` maps a drive to why it cannot be
     restored in place, and what to do instead."""

@@ -92,10 +92,6 @@ class InPlacePlan:
         return sorted({d.name for d in self.drives}
                       | {d.name for d in self.kept_ephemerals})
 
-    @property
-    def needs_agent(self):
-        return bool(self.ephemerals or self.kept_ephemerals)
-
     def changes(self):
         """What the restore will do, in words, in its order."""
         lines = ['A safety set of %s is taken first: restoring it undoes '
@@ -136,7 +132,7 @@ def plan_in_place(clients, set_id, devices=None, has_agent=True):
     plan_module.check_owner(server, clients.project_id)
     task_state = server.get('OS-EXT-STS:task_state')
     if server['status'] not in RESTORABLE or task_state:
-        raise errors.ServerNotSnapshottable(
+        raise errors.ServerNotRestorable(
             server.get('name') or server['id'], server['status'], task_state)
     _, current = plan_module.list_devices(server, attachments, volumes)
     current = {d.name: d for d in current}

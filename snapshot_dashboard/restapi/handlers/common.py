@@ -210,7 +210,7 @@ def queue_planned(plan, queue):
     except (errors.SetNotFound, errors.ServerNotFound) as e:
         raise web.HTTPError(404, str(e)) from e
     except (errors.SetNotUsable, errors.ServerNotAttachable,
-            errors.ServerNotSnapshottable) as e:
+            errors.ServerNotRestorable) as e:
         raise web.HTTPError(409, str(e)) from e
     except errors.QuotaExceeded as e:
         raise web.HTTPError(403, str(e)) from e
