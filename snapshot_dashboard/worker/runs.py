@@ -364,7 +364,7 @@ class Executor:
             raise
         except errors.SnapshotSetError as e:
             self._end(run, models.FAILED, error=_failed(str(e), e),
-                      cleanup=_rollback_text(e))
+                      cleanup=_rollback_text(e), **self._safety_kept(run))
         except ks_exceptions.Unauthorized:
             self._end(run, models.FAILED, error=(
                 'The permission you gave for this restore has expired or '
@@ -373,7 +373,7 @@ class Executor:
             LOG.exception('Run %s failed', run.pk)
             self._end(run, models.FAILED, error=_failed(
                 'The drives could not be restored: %s' % e, e),
-                cleanup=_rollback_text(e))
+                cleanup=_rollback_text(e), **self._safety_kept(run))
         else:
             if restored is None:
                 self._end(run, models.SUCCEEDED, undo_set_id=safety.id)
@@ -540,12 +540,26 @@ class Executor:
                       undo_set_id=safety.id if safety else '',
                       drives=dict.fromkeys(run.drives, 'restored'))
             return
-        self._end(run, models.FAILED, cleanup=cleanup, error=(
-            'The restore was interrupted (its worker stopped); %s' % (
-                'nothing had been changed yet.' if outcome == 'untouched'
-                else 'the server was put back as it was.' if not failures
-                else 'the server could not be put back entirely: %s.'
-                % '; '.join(failures))))
+        error = 'The restore was interrupted (its worker stopped); %s' % (
+            'nothing had been changed yet.' if outcome == 'untouched'
+            else 'the server was put back as it was.' if not failures
+            else 'the server could not be put back entirely: %s.'
+            % '; '.join(failures))
+        self._end(run, models.FAILED, cleanup=cleanup, error=error,
+                  **self._safety_kept(run))
+
+    def _safety_kept(self, run):
+        """A failed restore's safety set, recorded only while it exists
+        (kept because the server could not be put back)."""
+        if not run.undo_set_id:
+            return {}
+        try:
+            sets.get_set(self.clients(run), run.undo_set_id)
+        except errors.SetNotFound:
+            return {'undo_set_id': ''}
+        except Exception:
+            LOG.exception('Could not read the safety set of run %s', run.pk)
+        return {}
 
     def _adopt(self, run, clients, clock):
         """The set the dead worker packaged, once usable; None if it was

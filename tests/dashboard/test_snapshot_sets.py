@@ -120,6 +120,16 @@ class SnapshotSetsIndexTests(helpers.TestCase):
         self.assertContains(res, 'Server web is busy (image_uploading).')
         self.assertContains(res, 'deleted: volume snapshot snap-9')
 
+    def test_a_restore_in_place_that_succeeded_offers_its_undo(self):
+        run = self.add_run(action=models.RESTORE_IN_PLACE,
+                           state=models.SUCCEEDED, undo_set_id='safety-1')
+        url = reverse('horizon:project:snapshot_sets:run', args=[run.id])
+        self.assertContains(self.client.get(url), reverse(
+            'horizon:project:snapshot_sets:restore', args=['safety-1']))
+        models.SnapshotRun.objects.filter(pk=run.pk).update(
+            state=models.FAILED)
+        self.assertNotContains(self.client.get(url), 'Undo this restore')
+
     def test_another_projects_run_is_not_shown(self):
         run = self.add_run(project_id='another-project')
         res = self.client.get(reverse('horizon:project:snapshot_sets:run',

@@ -737,6 +737,7 @@ class InPlaceRunTests(TransactionTestCase):
         (safety,) = [s for s in sets.list_sets(self.cloud) if s.undo_of]
         self.assertEqual(safety.undo_of, str(run.pk))
         self.assertEqual(sets.AVAILABLE, safety.status)
+        self.assertEqual(run.undo_set_id, safety.id)
 
     def test_a_restore_killed_midway_puts_the_server_back(self):
         from snapshot_dashboard.orchestration import restore
@@ -746,6 +747,7 @@ class InPlaceRunTests(TransactionTestCase):
         run = self.act(self.executor.recover, run)
         self.assertEqual(run.state, models.FAILED)
         self.assertIn('the server was put back as it was', run.error)
+        self.assertEqual(run.undo_set_id, '')  # deleted with the rest
         self.assertEqual(self.attached(), {'/dev/vdc': self.old})
         self.assertEqual(self.cloud.server_status(self.server), 'ACTIVE')
         # Rebuilt from the set, then back from the safety set, whose
