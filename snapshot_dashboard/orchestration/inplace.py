@@ -278,12 +278,8 @@ def restore_in_place(clients, set_id, devices=None, run_id=None,
         if not isinstance(e, Exception) or isinstance(
                 e, ks_exceptions.Unauthorized):
             raise  # a process stopped, or the run's permission gone
-        if isinstance(e, errors.SnapshotSetError) and not isinstance(
-                e, errors.RestoreFailed):
-            message = str(e)
-        else:
-            message = 'The server could not be restored: %s' % e
-        raise errors.RestoreFailed(message, rollback.failures) from e
+        raise restore.failed(e, rollback.failures,
+                             'The server could not be restored') from e
     # Done: from here on nothing is undone; a mark that cannot be written
     # is only logged (attached volumes are never reaped).
     steps.deliver()

@@ -164,13 +164,20 @@ def restore_as_volumes(clients, set_id, devices=None, attach_to=None,
             if rollback.failures else 'removed everything the restore made'))
         if isinstance(e, ks_exceptions.Unauthorized):
             raise  # the run's permission is gone: said as such
-        if isinstance(e, errors.SnapshotSetError) and not isinstance(
-                e, errors.RestoreFailed):
-            message = str(e)
-        else:
-            message = 'The drives could not be restored: %s' % e
-        raise errors.RestoreFailed(message, rollback.failures) from e
+        raise failed(e, rollback.failures,
+                     'The drives could not be restored') from e
     return restored
+
+
+def failed(error, rollback_failures, what):
+    """The RestoreFailed a restore raises for ``error``: a refusal in its
+    own words, anything else after ``what``."""
+    if isinstance(error, errors.SnapshotSetError) and not isinstance(
+            error, errors.RestoreFailed):
+        message = str(error)
+    else:
+        message = '%s: %s' % (what, error)
+    return errors.RestoreFailed(message, rollback_failures)
 
 
 def _new_volume(clients, plan, drive, run_id, rollback, clock,

@@ -430,13 +430,7 @@ class Executor:
                 self._succeed(run, adopted, cleanup='window: %s; the set '
                               'was packaged, kept' % closed)
                 return
-            deleted, failures = recovery.remove_leftovers(
-                user_clients, str(run.pk))
-            copies = run.resource_ids(events.AGENT_COPY)
-            agent_url = self._agent_url(run, user_clients)
-            if copies and agent_url:
-                deleted += recovery.remove_copies(
-                    user_clients, run.server_id, agent_url, copies)
+            deleted, failures = self._remove_leftovers(run, user_clients)
         except errors.Superseded:
             raise
         except Exception as e:
@@ -518,13 +512,8 @@ class Executor:
                 # What the run's safety set had made is all there is to
                 # remove; a safety set that was taken is recover()'s own
                 # to keep (the undo, or the drives as they were) or delete.
-                deleted, leftover_failures = recovery.remove_leftovers(
-                    user_clients, str(run.pk))
-                copies = run.resource_ids(events.AGENT_COPY)
-                agent_url = self._agent_url(run, user_clients)
-                if copies and agent_url:
-                    deleted += recovery.remove_copies(
-                        user_clients, run.server_id, agent_url, copies)
+                deleted, leftover_failures = self._remove_leftovers(
+                    run, user_clients)
         except errors.Superseded:
             raise
         except Exception as e:
@@ -547,6 +536,17 @@ class Executor:
             % '; '.join(failures))
         self._end(run, models.FAILED, cleanup=cleanup, error=error,
                   **self._safety_kept(run))
+
+    def _remove_leftovers(self, run, clients):
+        """A dead run's volume snapshots and images (by its tag) and its
+        copies on the compute node: (deleted, failures)."""
+        deleted, failures = recovery.remove_leftovers(clients, str(run.pk))
+        copies = run.resource_ids(events.AGENT_COPY)
+        agent_url = self._agent_url(run, clients)
+        if copies and agent_url:
+            deleted += recovery.remove_copies(clients, run.server_id,
+                                              agent_url, copies)
+        return deleted, failures
 
     def _safety_kept(self, run):
         """A failed restore's safety set, recorded only while it exists

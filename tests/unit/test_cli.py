@@ -93,4 +93,4 @@ def test_openstack_help_lists_the_set_and_schedule_commands():
         'server snapshot schedule create',
         'server snapshot schedule delete', 'server snapshot schedule list',
         'server snapshot schedule set', 'server snapshot schedule show',
-        'server snapshot show']
+        'server snapshot show', 'server snapshot undo']
