@@ -356,6 +356,7 @@ class _Steps:
             restore._wait_for_volume(self.clients, self.new_volumes[
                 drive.name], self.clock, restore.VOLUME_TIMEOUT_S,
                 ('available',))
+            self.report(events.RESTORE, events.DONE, device=drive.name)
 
     def stop(self):
         if not self.plan.was_running:
