@@ -132,6 +132,69 @@ def nova_path(clients, server_id, snapshot_set, volume_backed, made):
     return time.monotonic() - began
 
 
+def rounds_of(clients, locator, kind, volume_backed, count, made):
+    server_id = boot(clients, 'bench-restore-%s' % kind, volume_backed)
+    made['servers'].append(server_id)
+    taken = run.create_snapshot_set(
+        clients, server_id, consistency=window.AUTO, wait=True,
+        agent_locator=locator)
+    made['sets'].append(taken.id)
+    rounds = []
+    for n in range(count):
+        steps = Steps()
+        began = time.monotonic()
+        run_id = 'bench-%s' % uuid.uuid4()
+        safety = inplace.restore_in_place(
+            clients, taken.id, progress=steps, agent_locator=locator,
+            run_id=run_id)
+        ours = time.monotonic() - began
+        nova = nova_path(clients, server_id, taken, volume_backed, made)
+        # Its safety set and the volume it replaced go (but the first,
+        # which the set's snapshot needs), so the rounds fit the quotas.
+        sets.delete_set(clients, safety.id)
+        for volume in clients.cinder.volumes.list():
+            if (volume.metadata or {}).get(
+                    properties.REPLACED_BY) == run_id and (
+                        volume.metadata.get(properties.RUN)):
+                try:
+                    wait('volume %s deleted' % volume.id,
+                         lambda v=volume.id: delete_volume(clients, v),
+                         timeout_s=120)
+                except SystemExit as e:
+                    print(e)
+        rounds.append((ours, nova, dict(steps.took)))
+        print('%-13s round %d: restore in place %5.1f s, Nova stop + '
+              'rebuild + start %5.1f s (%.2fx); %s' % (
+                  kind, n + 1, ours, nova, ours / nova, ', '.join(
+                      '%s %.1f' % (s, steps.took[s]) for s in STEPS
+                      if s in steps.took)), flush=True)
+    return rounds
+
+
+def remove(clients, made):
+    """The servers, the sets, the images, then the volumes (once no
+    snapshot of theirs is left)."""
+    volumes = set()
+    for server_id in made['servers']:
+        volumes |= delete_server(clients, server_id)
+    for set_id in made['sets']:
+        try:
+            sets.delete_set(clients, set_id)
+        except errors.SetNotFound:
+            pass
+    for image_id in made['images']:
+        try:
+            clients.glance.images.delete(image_id)
+        except Exception:  # noqa: S110 - gone already
+            pass
+    for volume_id in volumes:
+        try:
+            wait('volume %s deleted' % volume_id, lambda v=volume_id:
+                 delete_volume(clients, v), timeout_s=120)
+        except SystemExit as e:
+            print(e)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--rounds', type=int, default=2)
@@ -142,70 +205,17 @@ def main():
     clients = clients_module.Clients(region.get_session(),
                                      region_name=region.region_name)
     locator = agent_module.AgentLocator(AGENT)
-    made = {'servers': [], 'sets': [], 'images': []}
     results = {}
-    try:
-        for kind, volume_backed in (('image-backed', False),
-                                    ('volume-backed', True)):
-            server_id = boot(clients, 'bench-restore-%s' % kind,
-                             volume_backed)
-            made['servers'].append(server_id)
-            taken = run.create_snapshot_set(
-                clients, server_id, consistency=window.AUTO, wait=True,
-                agent_locator=locator)
-            made['sets'].append(taken.id)
-            rounds = []
-            for n in range(args.rounds):
-                steps = Steps()
-                began = time.monotonic()
-                run_id = 'bench-%s' % uuid.uuid4()
-                safety = inplace.restore_in_place(
-                    clients, taken.id, progress=steps, agent_locator=locator,
-                    run_id=run_id)
-                ours = time.monotonic() - began
-                nova = nova_path(clients, server_id, taken, volume_backed,
-                                 made)
-                # Its safety set and the volume it replaced go (but the
-                # first, which the set's snapshot needs), so the rounds
-                # fit the project's quotas.
-                sets.delete_set(clients, safety.id)
-                for volume in clients.cinder.volumes.list():
-                    if (volume.metadata or {}).get(
-                            properties.REPLACED_BY) == run_id and (
-                                volume.metadata.get(properties.RUN)):
-                        try:
-                            wait('volume %s deleted' % volume.id,
-                                 lambda v=volume.id: delete_volume(
-                                     clients, v), timeout_s=120)
-                        except SystemExit as e:
-                            print(e)
-                rounds.append((ours, nova, dict(steps.took)))
-                print('%-13s round %d: restore in place %5.1f s, Nova stop + '
-                      'rebuild + start %5.1f s (%.2fx); %s' % (
-                          kind, n + 1, ours, nova, ours / nova, ', '.join(
-                              '%s %.1f' % (s, steps.took[s]) for s in STEPS
-                              if s in steps.took)), flush=True)
-            results[kind] = rounds
-    finally:
-        volumes = set()
-        for server_id in made['servers']:
-            volumes |= delete_server(clients, server_id)
-        for set_id in made['sets']:
-            try:
-                sets.delete_set(clients, set_id)
-            except errors.SetNotFound:
-                pass
-        for image_id in made['images']:
-            try:
-                clients.glance.images.delete(image_id)
-            except Exception:  # noqa: S110 - gone already
-                pass
-        for volume_id in volumes:  # once no snapshot of theirs is left
-            try:
-                wait('volume %s deleted' % volume_id, lambda v=volume_id:
-                     delete_volume(clients, v), timeout_s=120)
-            except SystemExit as e:
-                print(e)
+    for kind, volume_backed in (('image-backed', False),
+                                ('volume-backed', True)):
+        # One kind at a time, removed before the next: the project's
+        # quota of 10 volumes holds one.
+        made = {'servers': [], 'sets': [], 'images': []}
+        try:
+            results[kind] = rounds_of(clients, locator, kind, volume_backed,
+                                      args.rounds, made)
+        finally:
+            remove(clients, made)
     print()
     print('%-13s %9s %9s %7s  %s' % ('server', 'ours (s)', 'nova (s)',
                                      'ratio', 'ours by step (median s)'))
