@@ -4,12 +4,14 @@ Django).
 With the caller's own rights, through Nova, Cinder and Glance, and the
 compute-side agent for local disks:
 
-1. a *safety set* of the drives about to be replaced is taken (the server
+1. a new volume is made from the set's snapshot of each chosen volume
+   (and a volume-backed root's temporary image, see 5), while the server
+   runs: what takes long comes before the server is touched;
+2. a *safety set* of the drives about to be replaced is taken (the server
    as it is, tagged ``properties.UNDO_OF`` the run): restoring it undoes
-   the restore. The restore does not start without it;
-2. a new volume is made from the set's snapshot of each chosen volume,
-   while the server still runs;
-3. the server is stopped (and started again at the end if it ran);
+   the restore. Nothing of the server changes without it;
+3. the server is stopped at once (and started again at the end if it
+   ran);
 4. each replaced volume is detached (kept: renamed at the end, tagged
    ``properties.REPLACED_BY``) and its new volume attached in its place,
    at the same device;
@@ -25,7 +27,9 @@ compute-side agent for local disks:
 Every change registers its undo first: a failure puts the server back as
 it was (old volumes at their devices, root and ephemeral disks from the
 safety set, running again if it ran) and removes everything the restore
-made, the safety set last. Where Nova cannot rebuild a volume-backed
+made, the safety set last (kept if any undo of the server failed: it
+holds the drives as they were). Once the server is restored nothing is
+undone. Where Nova cannot rebuild a volume-backed
 server (before 2.93), its root is refused, naming what can be done
 instead.
 """
@@ -308,8 +312,8 @@ class _Steps:
         plan = self.plan
         self.report(events.SAFETY_SET, events.STARTED,
                     drives=tuple(plan.safety_devices))
-        # Registered first, so it is the last undo: every other undo may
-        # need what it holds.
+        # Registered before anything of the server changes, so it is
+        # undone after every undo that may need what it holds.
         self.rollback.add(events.Resource(events.SAFETY_SET_KIND,
                                           'of %s' % plan.server_id),
                           self._retrying(self._delete_safety_set))
