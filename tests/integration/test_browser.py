@@ -30,7 +30,7 @@ from tests.integration.conftest import delete_server_and_its_volumes
 from tests.integration.conftest import server_by_name
 from tests.integration.conftest import wait_for
 from tests.integration.test_restore_in_place import image_server  # noqa: F401
-from tests.integration.test_restore_in_place import markers
+from tests.integration.test_restore_in_place import marks
 from tests.integration.test_snapshot_sets import create
 from tests.integration.test_snapshot_sets import write_markers
 
@@ -245,8 +245,8 @@ def test_a_subset_restored_in_place_from_the_panel(
     made.extend(s.id for s in restored)
     assert [sorted(d.name for d in s.drives) for s in restored] == [
         ['/dev/vdc']]
-    assert markers(guest, ['vda', 'vdb', 'vdc']) == [
-        '%s-vda' % since, '%s-vdb' % since, '%s-vdc' % then]
+    assert marks(guest, demo, server.id) == {
+        '/dev/vda': since, '/dev/vdb': since, '/dev/vdc': then}
     assert demo.cinder.volumes.get(old_volume).status == 'available'
 
 

@@ -23,6 +23,7 @@ from tests.integration.test_snapshot_sets import create
 from tests.integration.test_snapshot_sets import write_markers
 
 GUEST_IMAGE = 'snapguest'
+DEVICES = ('/dev/vda', '/dev/vdb', '/dev/vdc')  # of the image-backed server
 AGENT_URL = 'http://127.0.0.1:9797'
 GLANCE_STORE = os.path.join(os.path.dirname(__file__), '..', '..', '.state',
                             'minicloud', 'data', 'glance', 'images')
@@ -45,14 +46,28 @@ def attach_new_volume(demo, server, name):
     return volume.id
 
 
-def markers(guest, drives):
-    """The marker of each drive, once the guest has mounted them all."""
+def marks(guest, demo, server_id):
+    """The marker (its id, before the "-<drive>" it was written with) on
+    each drive of the server, by Nova's name for the drive, once every
+    drive is mounted. The guest names drives by their slots, which a
+    restart may reorder: a volume is found by its serial (its id), a
+    local disk (first in Nova's domain) by its name."""
+    devices = {volume_id[:20]: device for device, volume_id in attachments(
+        demo, demo.nova.servers.get(server_id)).items()}
     guest.wait_until_answering()
-    script = ' '.join('$(cat /mnt/%s/marker 2>/dev/null || echo -)' % d
-                      for d in drives)
-    return wait_for('the drives mounted', lambda: (
-        lambda seen: seen if '-' not in seen else None)(
-            guest.shell('echo %s' % script).split()), timeout_s=120)
+    script = ('for d in /sys/block/vd*; do n=${d##*/}; echo "$n|$(cat '
+              '$d/serial 2>/dev/null)|$(cat /mnt/$n/marker 2>/dev/null '
+              '|| echo -)"; done')
+
+    def read():
+        found = {}
+        for line in guest.shell(script).split():
+            name, serial, marker = line.split('|')
+            if marker == '-':
+                return None
+            found[devices.get(serial, '/dev/' + name)] = marker.split('-')[0]
+        return found
+    return wait_for('the drives mounted', read, timeout_s=120)
 
 
 def mounted(guest, drives):
@@ -129,7 +144,6 @@ def test_every_drive_restored_in_place_then_the_restore_undone(
     markers of the set; the undo brings back what they held before the
     restore; the server runs again after each."""
     server, guest, old_volume, made = image_server
-    drives = ['vda', 'vdb', 'vdc']
     then = write_markers(guest)
     shown = create(openstack_cli, 'demo', server.id)
     made.append(shown['id'])
@@ -145,7 +159,7 @@ def test_every_drive_restored_in_place_then_the_restore_undone(
           'one volume): %.1f s' % took)
     assert restored['state'] == 'succeeded'
     assert demo.nova.servers.get(server.id).status == 'ACTIVE'
-    assert markers(guest, drives) == ['%s-%s' % (then, d) for d in drives]
+    assert marks(guest, demo, server.id) == dict.fromkeys(DEVICES, then)
 
     now = attachments(demo, server)
     assert sorted(now) == ['/dev/vdc']
@@ -173,7 +187,7 @@ def test_every_drive_restored_in_place_then_the_restore_undone(
     assert undone['state'] == 'succeeded'
     assert undone['set_id'] == restored['undo_set_id']
     assert demo.nova.servers.get(server.id).status == 'ACTIVE'
-    assert markers(guest, drives) == ['%s-%s' % (since, d) for d in drives]
+    assert marks(guest, demo, server.id) == dict.fromkeys(DEVICES, since)
     # The volume the restore made is replaced in turn, and kept.
     assert demo.cinder.volumes.get(new.id).metadata[
         properties.REPLACED_BY] == undone['id']
@@ -208,8 +222,8 @@ def test_a_volume_backed_server_restored_in_part_then_whole(
         assert after['/dev/vda'] == before['/dev/vda']
         assert after['/dev/vdb'] != before['/dev/vdb']
         assert demo.nova.servers.get(server.id).status == 'ACTIVE'
-        assert markers(guest, ['vda', 'vdb']) == [
-            '%s-vda' % since, '%s-vdb' % then]
+        assert marks(guest, demo, server.id) == {'/dev/vda': since,
+                                                 '/dev/vdb': then}
 
         openstack_cli('demo', 'server', 'stop', server.id)
         wait_for('server stopped', lambda: demo.nova.servers.get(
@@ -226,8 +240,8 @@ def test_a_volume_backed_server_restored_in_part_then_whole(
         openstack_cli('demo', 'server', 'start', server.id)
         wait_for('server started', lambda: demo.nova.servers.get(
             server.id).status == 'ACTIVE')
-        assert markers(guest, ['vda', 'vdb']) == [
-            '%s-vda' % then, '%s-vdb' % then]
+        assert marks(guest, demo, server.id) == {'/dev/vda': then,
+                                                 '/dev/vdb': then}
         # No temporary volume or image is left: the new volume at vdb and
         # the safety set are all that carry the run's tag.
         volumes = run_resources(demo, admin, whole['id'])[0]
@@ -277,7 +291,7 @@ def test_an_attach_refused_mid_restore_puts_the_server_back(
     assert failed.rollback_failures == []
     assert attachments(demo, server) == {'/dev/vdc': old_volume}
     assert demo.nova.servers.get(server.id).status == 'ACTIVE'
-    assert markers(guest, ['vdc']) == ['%s-vdc' % since]
+    assert marks(guest, demo, server.id)['/dev/vdc'] == since
     assert then != since
     assert run_resources(demo, admin, run_id) == ([], [], [])
     assert [s.id for s in sets.list_sets(demo, server_id=server.id)] == [
@@ -291,7 +305,6 @@ def test_a_rebuild_failing_mid_restore_puts_the_server_back(
     come back from the safety set, the volume at its device, the server
     runs again, and nothing the restore made is left."""
     server, guest, old_volume, made = image_server
-    drives = ['vda', 'vdb', 'vdc']
     write_markers(guest)
     shown = create(openstack_cli, 'demo', server.id)
     made.append(shown['id'])
@@ -306,7 +319,7 @@ def test_a_rebuild_failing_mid_restore_puts_the_server_back(
     assert failed.rollback_failures == []
     assert attachments(demo, server) == {'/dev/vdc': old_volume}
     assert demo.nova.servers.get(server.id).status == 'ACTIVE'
-    assert markers(guest, drives) == ['%s-%s' % (since, d) for d in drives]
+    assert marks(guest, demo, server.id) == dict.fromkeys(DEVICES, since)
     assert run_resources(demo, admin, run_id) == ([], [], [])
     assert [s.id for s in sets.list_sets(demo, server_id=server.id)] == [
         shown['id']]
