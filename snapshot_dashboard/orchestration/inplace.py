@@ -451,6 +451,7 @@ class _Steps:
                 raise
             self.rollback.created(resource)
             wait_for_rebuild(self.clients, plan.server_id, self.clock)
+            self._shut_off()  # as it was when asked: written back next
             if image_id != plan.root.image_id:
                 capture.delete_image(self.clients.glance, image_id)
             self.report(events.REBUILD, events.DONE, device=plan.root.name)
@@ -518,15 +519,27 @@ class _Steps:
         """A critical undo: one that puts the server back."""
         return self._retrying(undo, critical=True)
 
-    def _shut_off(self):
-        """The server shut off (a rebuild undone from an error state
-        leaves it on)."""
-        server = wait_for_server(self.clients, self.plan.server_id,
-                                 self.clock, None, allow_error=True)
-        if server.status == 'ACTIVE':
-            self.clients.nova.servers.stop(self.plan.server_id)
-            wait_for_server(self.clients, self.plan.server_id, self.clock,
-                            'SHUTOFF')
+    def _shut_off(self, timeout_s=SERVER_TIMEOUT_S):
+        """The server shut off. Nova's rebuild of a stopped server spawns
+        it, shows it active with no task for a moment, then stops it
+        itself; a rebuild from an error state leaves it on: stopped here,
+        a stop Nova refuses because it is stopping it already tried
+        again."""
+        deadline = self.clock.now() + timeout_s
+        while True:
+            server = wait_for_server(self.clients, self.plan.server_id,
+                                     self.clock, None, allow_error=True)
+            if server.status == 'SHUTOFF':
+                return
+            if self.clock.now() >= deadline:
+                raise errors.RestoreFailed('Server %s is still %s after %d '
+                                           's.' % (self.plan.server_id,
+                                                   server.status, timeout_s))
+            try:
+                self.clients.nova.servers.stop(self.plan.server_id)
+            except nova_exceptions.Conflict:
+                pass  # busy stopping: looked at again
+            self.clock.sleep(POLL_S)
 
     def _write_back(self, devices):
         """Write the safety set's copies of ``devices`` back."""

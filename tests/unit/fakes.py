@@ -70,6 +70,9 @@ class FakeCloud:
         self.rebuilds = []  # (server id, image id)
         self.nova_max = '2.93'  # the highest microversion Nova serves
         self.uploads = []  # (volume id, image id) Cinder uploaded
+        # A rebuild of a stopped server shows it active for a tick, as
+        # Nova's does between its spawn and its own stop.
+        self.rebuild_shows_active = False
         self.on_tick = []  # callables run at every tick, for tests
         self.lock = threading.RLock()
         self.nova = _Nova(self)
@@ -180,6 +183,10 @@ class FakeCloud:
             server['status'] = pending
             if server.pop('_task_ends', False):
                 server['OS-EXT-STS:task_state'] = None
+                then = server.pop('_then', None)
+                if then:  # a state shown for one tick before the next
+                    server['_pending_status'] = then
+                    server['_task_ends'] = True
                 return
         task = server['OS-EXT-STS:task_state']
         if task not in self.IMAGE_TASKS or task is None:
@@ -284,6 +291,15 @@ class _Servers:
             raise self._conflict(server, 'rebuild')
         self.cloud.rebuilds.append((server_id, image))
         failed = 'nova.rebuild_fails' in self.cloud.fail_at
+        if self.cloud.rebuild_shows_active and not failed and \
+                server['status'] == 'SHUTOFF':
+            # Nova spawns it, shows it active, then stops it itself.
+            server.update({'OS-EXT-STS:task_state': 'rebuilding',
+                           '_task_ends': True, '_pending_status': 'ACTIVE',
+                           '_then': 'SHUTOFF'})
+            if server['image']:
+                server['image'] = {'id': image}
+            return
         server.update({
             'OS-EXT-STS:task_state': 'rebuilding', '_task_ends': True,
             '_pending_status': 'ERROR' if failed else (

@@ -406,3 +406,16 @@ def test_local_disks_of_a_shut_off_server_are_refused(cloud, agent, taken):
     assert set(refused.value.reasons) == {'/dev/vda', '/dev/vdb'}
     assert 'start it first' in refused.value.reasons['/dev/vda']
     assert snapshot(cloud) == before
+
+
+def test_a_rebuilt_server_is_written_once_nova_stopped_it_again(
+        cloud, agent, taken):
+    """Nova shows a stopped server it rebuilt as active for a moment
+    before stopping it: the ephemeral disk is written only once it is
+    shut off again."""
+    server, snapshot_set = taken
+    cloud.rebuild_shows_active = True
+    restore_(cloud, agent, snapshot_set.id)
+    assert ('write', server, 'vdb', {d.name: d for d in snapshot_set.drives}[
+        '/dev/vdb'].image_id) in agent.calls
+    assert cloud.server_status(server) == 'ACTIVE'
