@@ -11,6 +11,7 @@ import string
 
 from novaclient import exceptions as nova_exceptions
 
+from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 
 ROOT_IMAGE = 'root-image'
@@ -227,8 +228,10 @@ def read_server(clients, server_id):
     except nova_exceptions.NotFound:
         raise errors.ServerNotFound(server_id) from None
     attachments = read_attachments(clients, server_id)
-    volumes = {a['volumeId']: clients.cinder.volumes.get(a['volumeId'])
-               .to_dict() for a in attachments}
+    ids = [a['volumeId'] for a in attachments]
+    volumes = dict(zip(ids, clients_module.each(
+        lambda volume_id: clients.cinder.volumes.get(volume_id).to_dict(),
+        ids), strict=True))
     return server, attachments, volumes
 
 

@@ -19,6 +19,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 from oslo_utils import excutils
 
 from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import package
@@ -31,7 +32,10 @@ from snapshot_dashboard.orchestration import window as window_module
 LOG = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_S = 60
-POLL_S = 0.1
+# Inside the window a poll round is one request at any number of drives
+# (``Capturer.reached_all``): polled often, the instant is seen soon.
+POLL_S = 0.05
+UPLOAD_POLL_S = 0.5
 UPLOAD_TIMEOUT_S = 3600
 STALLED_UPLOAD_S = 60
 
@@ -251,8 +255,10 @@ def _begin_all(plan, by_device, rollback):
                           capturer, device))
     tasks += [(lambda c, ds: c.begin_all(ds, rollback), capturer, devices)
               for capturer, devices in batches.items()]
+    # One thread per call: every capture begins at once, so the window
+    # does not grow with the number of drives.
     with concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(8, len(tasks))) as pool:
+            max_workers=len(tasks)) as pool:
         futures = [pool.submit(*task) for task in tasks]
         # Every begin finishes (and registers its undo) before a failure
         # of one is raised.
@@ -260,6 +266,16 @@ def _begin_all(plan, by_device, rollback):
         captures = [c for f in futures for c in f.result()]
     order = [d.name for d in plan.devices]
     return sorted(captures, key=lambda c: order.index(c.device.name))
+
+
+def _reached(pending, by_device):
+    """The ``pending`` captures whose instant is reached: each capturer
+    asked once for all of its own."""
+    by_capturer = {}
+    for c in pending:
+        by_capturer.setdefault(by_device[c.device.name], []).append(c)
+    return [c for capturer, captures in by_capturer.items()
+            for c in capturer.reached_all(captures)]
 
 
 def _capture(plan, window, capturers, rollback, budget_s, context,
@@ -289,12 +305,11 @@ def _capture(plan, window, capturers, rollback, budget_s, context,
                     device=c.device.name)
         pending = list(captures)
         while pending:
-            for c in list(pending):
-                if by_device[c.device.name].reached(c):
-                    c.reached_at = clock.now()
-                    pending.remove(c)
-                    report(progress, events.CAPTURE, events.DONE,
-                            device=c.device.name)
+            for c in _reached(pending, by_device):
+                c.reached_at = clock.now()
+                pending.remove(c)
+                report(progress, events.CAPTURE, events.DONE,
+                        device=c.device.name)
             if pending:
                 if clock.now() - opened >= budget_s:
                     raise errors.WindowTimeout(
@@ -396,7 +411,7 @@ def mark_packaged(clients, snapshot_set):
     reaper then leaves them alone for good, even if the set's image is
     deleted through Glance. A mark that fails leaves them protected only
     while the set's image names them."""
-    for drive in snapshot_set.drives:
+    def mark(drive):
         try:
             if drive.snapshot_id:
                 clients.cinder.volume_snapshots.set_metadata(
@@ -409,6 +424,7 @@ def mark_packaged(clients, snapshot_set):
         except Exception:
             LOG.exception('Could not mark %s of set %s as packaged',
                           drive.name, snapshot_set.id)
+    clients_module.each(mark, snapshot_set.drives)
 
 
 def wait_until_usable(clients, snapshot_set, clock,
@@ -462,4 +478,4 @@ def wait_until_usable(clients, snapshot_set, clock,
             raise errors.CaptureFailed(
                 'The image of snapshot set %s was not uploaded within %s s.'
                 % (snapshot_set.id, timeout_s))
-        clock.sleep(1)
+        clock.sleep(UPLOAD_POLL_S)

@@ -7,6 +7,7 @@ orchestration's real code runs against them. ``fail_at`` names the points
 where a call fails, to prove every failure leaves nothing behind.
 """
 
+import collections
 import copy
 import threading
 import uuid
@@ -74,6 +75,7 @@ class FakeCloud:
         # Nova's does between its spawn and its own stop.
         self.rebuild_shows_active = False
         self.on_tick = []  # callables run at every tick, for tests
+        self.requests = collections.Counter()  # by call, where counted
         self.lock = threading.RLock()
         self.nova = _Nova(self)
         self.cinder = _Cinder(self)
@@ -469,6 +471,10 @@ class _Snapshots:
         return Resource(id=snapshot_id, status='creating')
 
     def get(self, snapshot_id):
+        self.cloud.requests['cinder.snapshot_get'] += 1
+        return self._get(snapshot_id)
+
+    def _get(self, snapshot_id):
         snapshot = self.cloud.snapshots.get(snapshot_id)
         if snapshot is None:
             raise cinder_exceptions.NotFound(404, 'Snapshot not found')
@@ -487,7 +493,12 @@ class _Snapshots:
         del self.cloud.snapshots[snapshot_id]
 
     def list(self, detailed=True, search_opts=None):
-        return [self.get(sid) for sid in list(self.cloud.snapshots)]
+        # As Cinder's: filtered by the metadata asked for.
+        self.cloud.requests['cinder.snapshot_list'] += 1
+        wanted = (search_opts or {}).get('metadata') or {}
+        return [s for s in (self._get(sid) for sid in list(
+            self.cloud.snapshots)) if all(
+                s['metadata'].get(k) == v for k, v in wanted.items())]
 
     def reset_state(self, snapshot_id, state):
         snapshot = self.cloud.snapshots.get(snapshot_id)

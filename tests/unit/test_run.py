@@ -1,6 +1,7 @@
 """Running snapshot sets against in-memory Nova, Cinder and Glance."""
 
 import json
+import threading
 
 from keystoneauth1 import exceptions as ks_exceptions
 import pytest
@@ -520,3 +521,83 @@ def test_an_undo_refused_is_reported_without_retrying(cloud):
     assert len(raised.value.rollback_failures) == 2
     assert all('busy' in f for f in raised.value.rollback_failures)
     assert not set(sleeps) & set(run.Rollback.RETRY_S[1:])
+
+
+def _volumes(n):
+    return [('/dev/vd%s' % chr(ord('b') + i), 1) for i in range(n)]
+
+
+def test_every_capture_begins_at_once_at_any_number_of_drives(cloud):
+    # Sixteen snapshot creates meet at a barrier: with fewer threads than
+    # drives, some would wait for others and the barrier would break.
+    server = cloud.add_server(image_backed=False, volumes=_volumes(15))
+    barrier = threading.Barrier(16, timeout=10)
+    create = cloud.cinder.volume_snapshots.create
+
+    def create_together(*args, **kwargs):
+        barrier.wait()
+        return create(*args, **kwargs)
+    cloud.cinder.volume_snapshots.create = create_together
+
+    snapshot_set = take(cloud, server)
+
+    assert len(snapshot_set.drives) == 16
+    assert len(cloud.snapshots) == 16
+
+
+@pytest.mark.parametrize('drives', [2, 16])
+def test_a_poll_round_costs_one_request_at_any_number_of_drives(cloud,
+                                                                 drives):
+    # Inside the window the snapshots are polled with one listing of the
+    # run's per round, never one request per snapshot.
+    cloud.snapshot_ticks = 3
+    server = cloud.add_server(image_backed=False,
+                              volumes=_volumes(drives - 1))
+    in_window = {}
+
+    def progress(event):
+        if event.step == events.OPEN_WINDOW and event.state == events.DONE:
+            in_window['from'] = dict(cloud.requests)
+        if (event.step == events.CLOSE_WINDOW
+                and event.state == events.STARTED):
+            in_window['to'] = dict(cloud.requests)
+    take(cloud, server, consistency='crash', seen=_Seen(progress))
+
+    def spent(call):
+        return in_window['to'].get(call, 0) - in_window['from'].get(call, 0)
+    assert spent('cinder.snapshot_get') == 0
+    # One listing per poll round: the snapshots leave ``creating`` after
+    # three ticks (sleeps), so at the fourth round.
+    assert spent('cinder.snapshot_list') == 4
+
+
+class _Seen(list):
+    """A progress list that also hands each event to ``on_event``."""
+
+    def __init__(self, on_event):
+        super().__init__()
+        self.on_event = on_event
+
+    def append(self, event):
+        self.on_event(event)
+        super().append(event)
+
+
+def test_a_snapshot_the_listing_misses_is_asked_for_alone(cloud):
+    server = cloud.add_server(image_backed=False, volumes=_volumes(2))
+    listed = cloud.cinder.volume_snapshots.list
+    cloud.cinder.volume_snapshots.list = lambda **kwargs: listed(**kwargs)[1:]
+
+    snapshot_set = take(cloud, server)
+
+    assert len(snapshot_set.drives) == 3
+    assert cloud.requests['cinder.snapshot_get'] > 0
+
+
+def test_a_snapshot_that_fails_is_seen_in_the_listing(cloud):
+    server = cloud.add_server(image_backed=False, volumes=_volumes(3))
+    cloud.fail_at.add('cinder.snapshot_status')
+    with pytest.raises(errors.CaptureFailed, match='is error'):
+        take(cloud, server)
+    assert cloud.snapshots == {}
+
