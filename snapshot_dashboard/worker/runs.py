@@ -159,6 +159,10 @@ class Recorder:
 
     FIELDS = ['step', 'drives', 'events', 'resources', 'window', 'set_id',
               'undo_set_id']
+    # Steps inside the capture window, kept here and written with the next
+    # event (the window's close): the guest is not held for the database.
+    # What the run made (``resource``) is written at once, for recovery.
+    HELD_BACK = frozenset({events.CAPTURE})
 
     def __init__(self, run, heartbeat=None):
         self.run = run
@@ -193,6 +197,8 @@ class Recorder:
                 run.set_id = event.set_id  # a restore's is its source
             if event.step == events.SAFETY_SET and done:
                 run.undo_set_id = event.set_id
+            if event.step in self.HELD_BACK:
+                return
             write(run, **{f: getattr(run, f) for f in self.FIELDS})
 
 

@@ -164,17 +164,25 @@ class RecorderTests(TestCase):
                      resource=events.Resource(events.VOLUME_SNAPSHOT,
                                               's1')))
         record(event(events.CAPTURE, events.STARTED, device='/dev/vdb'))
+        stored = models.SnapshotRun.objects.get(pk=run.pk)
+        self.assertEqual(stored.window['lease'], 'l1')
+        self.assertEqual(stored.resources,
+                         [{'kind': 'volume-snapshot', 'id': 's1'}])
+        # A capture's progress waits for the window's close: the database
+        # is not written while the guest is held.
+        self.assertEqual(stored.drives, {'/dev/vda': 'queued',
+                                         '/dev/vdb': 'queued'})
+        self.assertEqual(4, len(stored.events))
+        record(event(events.CLOSE_WINDOW, events.STARTED))
         run.refresh_from_db()
         self.assertEqual(run.drives, {'/dev/vda': 'queued',
                                       '/dev/vdb': 'capturing'})
-        self.assertEqual(run.window['lease'], 'l1')
-        self.assertEqual(run.resources,
-                         [{'kind': 'volume-snapshot', 'id': 's1'}])
-        self.assertEqual(run.step, 'capture')
+        self.assertEqual(run.step, 'close-window')
+        self.assertEqual(events.CAPTURE, run.events[4]['step'])
         record(event(events.CLOSE_WINDOW, events.DONE, window_ms=300))
         run.refresh_from_db()
         self.assertIsNone(run.window)
-        self.assertEqual(6, len(run.events))
+        self.assertEqual(7, len(run.events))
         # The page shows each event in words; the fields stay typed.
         self.assertEqual(('/dev/vda, /dev/vdb', ['/dev/vda', '/dev/vdb']),
                          (run.events[0]['detail'], run.events[0]['drives']))
