@@ -3,9 +3,10 @@
 A capture is one libvirt backup job in push mode: ``backupBegin`` returns
 once QEMU has fixed the point in time (copy-before-write from then on), in
 milliseconds, so it fits inside a freeze; QEMU then copies the drives into
-qcow2 files under ``capture_dir`` in the background. An export uploads each
-copy to a Glance image the caller created, with the caller's own token, and
-the copies are removed. A copy nobody exports within ``keep_s`` is removed
+qcow2 files under ``capture_dir`` in the background. An export uploads
+every copy at once to a Glance image the caller created, with the caller's
+own token, the last named ending its upload only once the others are in;
+the copies are then removed. A copy nobody exports within ``keep_s`` is removed
 too: a caller that vanished leaves nothing behind on the compute node.
 """
 
@@ -53,6 +54,10 @@ class CaptureNotFound(CaptureError):
     status = 404
 
 
+class UploadHeldBack(Exception):
+    """The last upload is not ended: another copy's upload failed."""
+
+
 @dataclasses.dataclass
 class Capture:
     id: str
@@ -66,7 +71,9 @@ class Capture:
     progress: dict = dataclasses.field(default_factory=dict)
     exports: dict = dataclasses.field(default_factory=dict)
     ended_at: float | None = None
-    upload: object = None  # upload(image_id, file), given by the export
+    # upload(image_id, file, finish=None), given by the export: ``finish``
+    # is called once the file is sent, before the upload ends.
+    upload: object = None
     # The owner project of the server when the capture was made (Nova's
     # metadata): who may show, export or delete it, without asking libvirt.
     project: str | None = None
@@ -188,9 +195,11 @@ class Captures:
                     and not capture.exports]
 
     def export(self, capture, images, upload):
-        """Upload each copy to its image, in the order of ``images`` (device
-        -> Glance image id), with ``upload(image_id, file)``; after a failed
-        upload the rest are skipped. Copies not named are dropped."""
+        """Upload every copy to its image (``images``: device -> Glance
+        image id) at once, with ``upload(image_id, file, finish)``. The
+        last in ``images`` (the set's own image) ends its upload only once
+        the others ended: its image turns active last, and never if
+        another upload failed. Copies not named are dropped."""
         unknown = set(images) - {d['device'] for d in capture.drives}
         if unknown:
             raise CaptureError('Capture %s holds no %s.'
@@ -252,25 +261,45 @@ class Captures:
         if capture.state != COPIED:
             return
         capture.state = EXPORTING
-        failed = None
-        for device, export in list(capture.exports.items()):
-            drive = next(d for d in capture.drives if d['device'] == device)
-            if failed or capture.state == DELETED:
-                export['state'] = SKIPPED
-                continue
-            export['state'] = UPLOADING
-            try:
-                capture.upload(export['image'], drive['file'])
-            except Exception as e:
-                LOG.exception('Export of %s of capture %s to image %s failed',
-                              device, capture.id, export['image'])
-                export.update(state=FAILED, error=str(e))
-                failed = device
-            else:
-                export['state'] = UPLOADED
-            _remove(drive['file'])
+        *others, last = list(capture.exports)
+        threads = [threading.Thread(target=self._upload,
+                                    args=(capture, device), daemon=True)
+                   for device in others]
+        for thread in threads:
+            thread.start()
+
+        def finish():
+            for thread in threads:
+                thread.join()
+            if capture.state == DELETED or any(
+                    capture.exports[d]['state'] != UPLOADED for d in others):
+                raise UploadHeldBack()
+        self._upload(capture, last, finish)
+        failed = [d for d, e in capture.exports.items()
+                  if e['state'] == FAILED]
         self._end(capture, FAILED if failed else EXPORTED,
-                  'could not upload %s' % failed if failed else None)
+                  'could not upload %s' % ', '.join(failed)
+                  if failed else None)
+
+    def _upload(self, capture, device, finish=None):
+        export = capture.exports[device]
+        drive = next(d for d in capture.drives if d['device'] == device)
+        if capture.state == DELETED:
+            export['state'] = SKIPPED
+            return
+        export['state'] = UPLOADING
+        try:
+            capture.upload(export['image'], drive['file'], finish=finish)
+        except UploadHeldBack:
+            export['state'] = SKIPPED
+        except Exception as e:
+            LOG.exception('Export of %s of capture %s to image %s failed',
+                          device, capture.id, export['image'])
+            export.update(state=FAILED, error=str(e))
+        else:
+            export['state'] = UPLOADED
+        finally:
+            _remove(drive['file'])
 
     def _wait_for_copy(self, capture, job):
         while True:

@@ -57,11 +57,15 @@ class GlanceUploader:
     def __call__(self, token_auth):
         session, base = self.glance(token_auth)
 
-        def upload(image_id, path):
+        def upload(image_id, path, finish=None):
+            def chunks(f):
+                yield from iter(lambda: f.read(captures.CHUNK), b'')
+                if finish is not None:
+                    finish()  # raises to end the upload unfinished
             with open(path, 'rb') as f:
                 session.put(
                     '%s/v2/images/%s/file' % (base, image_id),
-                    data=iter(lambda: f.read(captures.CHUNK), b''),
+                    data=chunks(f),
                     headers={'Content-Type': 'application/octet-stream'})
         return upload
 

@@ -416,7 +416,7 @@ def test_export_and_delete_of_a_capture_ask_libvirt_nothing(
     # libvirtd restarting: any lookup would fail.
     capture = made_capture(agent, domain, tmp_path)
     no_libvirt(agent, monkeypatch)
-    agent.uploader = lambda token_auth: (lambda image, path: None)
+    agent.uploader = lambda token_auth: (lambda image, path, finish=None: None)
     path = captures_path(domain) + '/' + capture.id
     status, body = call(agent, 'POST', path + '/export', {'images': [
         {'device': 'vda', 'image': 'image-1'}]})

@@ -112,28 +112,43 @@ def test_the_backup_names_every_disk_and_copies_only_the_chosen(captures):
     assert capture.to_dict()['state'] == 'copying'
 
 
-def test_export_uploads_in_the_order_given_then_removes_the_copies(
-        captures):
+def test_export_uploads_at_once_and_ends_the_last_named_last(captures):
+    # The set's own image is named last: its upload runs beside the
+    # others but ends only once they have, so it turns active last.
     domain = BackupDomain()
     capture = captures.begin(Guest(domain), ['vda', 'vdb'])
-    uploaded = []
+    both_uploading = threading.Barrier(2, timeout=5)
+    ended = []
+
+    def upload(image, path, finish=None):
+        data = open(path).read()
+        both_uploading.wait()  # breaks unless both upload at once
+        if image == 'image-eph':
+            time.sleep(0.2)  # the root's file is sent first
+        if finish is not None:
+            finish()
+        ended.append((image, data))
     captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
-                    lambda image, path: uploaded.append(
-                        (image, open(path).read())))
+                    upload)
     domain.finish(capture.folder, ['vda', 'vdb'])
     wait_for(lambda: capture.state == 'exported')
-    assert uploaded == [('image-eph', 'vdb'), ('image-root', 'vda')]
+    assert ended == [('image-eph', 'vdb'), ('image-root', 'vda')]
     assert not os.path.exists(capture.folder)
     assert capture.progress['copied_bytes'] == capture.progress[
         'total_bytes']
 
 
-def test_a_failed_upload_skips_the_rest_and_removes_the_copies(captures):
+def test_a_failed_upload_holds_back_the_last_and_removes_the_copies(
+        captures):
     domain = BackupDomain()
     capture = captures.begin(Guest(domain), ['vda', 'vdb'])
+    ended = []
 
-    def upload(image, path):
-        raise OSError('Glance said 413')
+    def upload(image, path, finish=None):
+        if image == 'image-eph':
+            raise OSError('Glance said 413')
+        finish()
+        ended.append(image)
     captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
                     upload)
     domain.finish(capture.folder, ['vda', 'vdb'])
@@ -141,7 +156,10 @@ def test_a_failed_upload_skips_the_rest_and_removes_the_copies(captures):
     exports = capture.to_dict()['exports']
     assert exports['vdb']['state'] == 'failed'
     assert '413' in exports['vdb']['error']
+    # The set's image never got its end of data: it does not turn active.
     assert exports['vda']['state'] == 'skipped'
+    assert ended == []
+    assert 'could not upload vdb' in capture.error
     assert not os.path.exists(capture.folder)
 
 
@@ -234,7 +252,7 @@ def test_the_copy_is_followed_through_a_libvirtd_restart(captures):
                              ['vda'])
     uploaded = []
     captures.export(capture, {'vda': 'image-root'},
-                    lambda image, path: uploaded.append(image))
+                    lambda image, path, finish=None: uploaded.append(image))
     live.finish(capture.folder, ['vda'])
     wait_for(lambda: capture.state == 'exported')
     assert uploaded == ['image-root']
