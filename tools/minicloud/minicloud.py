@@ -8,6 +8,7 @@ volumes, instances, logs and the PID of every process started.
 
 import argparse
 import configparser
+import getpass
 import json
 import os
 import re
@@ -27,7 +28,7 @@ HOST = 'minicloud'
 PORTS = {'keystone': 5000, 'glance': 9292, 'placement': 8778,
          'nova-api': 8774, 'cinder-api': 8776, 'network': 9696,
          'mariadb': 3306, 'rabbitmq': 5672, 'agent': 9797,
-         'snapshot-api': 9798}
+         'snapshot-api': 9798, 'memcached': 11212}
 DATABASES = ['keystone', 'glance', 'placement', 'nova_api', 'nova',
              'nova_cell0', 'cinder']
 # The runs and schedules of snapshot sets (the REST API, the worker and the
@@ -139,6 +140,13 @@ class MiniCloud:
         return 'mysql+pymysql://openstack:%s@127.0.0.1:%d/%s' % (
             self.secrets['db'], PORTS['mariadb'], name)
 
+    def database(self, name):
+        """A service's [database] section. Its pool holds a connection per
+        request it serves at once: a connection made per request (PyMySQL
+        loads the system's CA certificates for each) costs more than the
+        request."""
+        return {'connection': self.db_url(name), 'max_pool_size': '20'}
+
     @property
     def transport_url(self):
         return 'rabbit://guest:guest@127.0.0.1:%d/' % PORTS['rabbitmq']
@@ -176,7 +184,12 @@ class MiniCloud:
     def authtoken(self, user):
         section = self.auth_section(user)
         section.update({'www_authenticate_uri': self.url('keystone'),
-                        'service_token_roles_required': 'true'})
+                        'service_token_roles_required': 'true',
+                        # As devstack: one token cache per cloud. The
+                        # in-process one is a pool of separate caches, so
+                        # requests arriving together each ask Keystone.
+                        'memcached_servers': '127.0.0.1:%d'
+                        % PORTS['memcached']})
         return section
 
     # -- processes ------------------------------------------------------------
@@ -187,9 +200,12 @@ class MiniCloud:
                     '--workers', '1', '--threads', '8', '--timeout', '600',
                     '--pythonpath', os.path.join(HERE, 'wsgi')]
 
-        def api(service, module):
-            return gunicorn + ['--bind', '127.0.0.1:%d' % PORTS[service],
-                               module + ':application']
+        def api(service, module, workers=None):
+            command = gunicorn + ['--bind', '127.0.0.1:%d' % PORTS[service],
+                                  module + ':application']
+            if workers:
+                command[command.index('--workers') + 1] = str(workers)
+            return command
 
         def daemon(binary, conf):
             return [self.bin(binary), '--config-file', self.conf(conf)]
@@ -198,6 +214,9 @@ class MiniCloud:
         cinder_path = os.pathsep.join([HERE, os.environ.get('PYTHONPATH',
                                                             '')])
         return {
+            'memcached': (['/usr/bin/memcached', '-l', '127.0.0.1',
+                           '-p', str(PORTS['memcached']), '-U', '0',
+                           '-m', '64', '-u', getpass.getuser()], {}),
             'mariadb': (['/usr/sbin/mariadbd',
                          '--defaults-file=%s' % os.path.join(
                              self.etc, 'mariadb', 'my.cnf')], {}),
@@ -229,7 +248,11 @@ class MiniCloud:
             'nova-conductor': (daemon('nova-conductor', 'nova'), {}),
             'nova-scheduler': (daemon('nova-scheduler', 'nova'), {}),
             'nova-compute': (daemon('nova-compute', 'nova'), {}),
-            'cinder-api': (api('cinder-api', 'wsgi_cinder'), {
+            # One worker per CPU, as Cinder's own osapi_volume_workers: a
+            # set begins every drive's snapshot at once, and one process
+            # (one GIL) takes their requests one after the other.
+            'cinder-api': (api('cinder-api', 'wsgi_cinder',
+                               workers=os.cpu_count() or 1), {
                 'MINICLOUD_CINDER_CONF': self.conf('cinder')}),
             'cinder-scheduler': (daemon('cinder-scheduler', 'cinder'), {}),
             'cinder-volume': (daemon('cinder-volume', 'cinder'),
@@ -366,7 +389,7 @@ class MiniCloud:
         self.write_ini(self.conf('keystone'), {
             'DEFAULT': {'log_file': os.path.join(self.logs,
                                                  'keystone-app.log')},
-            'database': {'connection': self.db_url('keystone')},
+            'database': self.database('keystone'),
             'token': {'provider': 'fernet'},
             'fernet_tokens': {'key_repository': os.path.join(
                 self.data, 'keystone', 'fernet-keys')},
@@ -378,7 +401,7 @@ class MiniCloud:
                         'bind_host': '127.0.0.1',
                         'log_file': os.path.join(self.logs,
                                                  'glance-app.log')},
-            'database': {'connection': self.db_url('glance')},
+            'database': self.database('glance'),
             'keystone_authtoken': self.authtoken('glance'),
             'paste_deploy': {'flavor': 'keystone'},
             'glance_store': {'default_backend': 'file'},
@@ -397,7 +420,7 @@ class MiniCloud:
         self.write_ini(self.conf('placement'), {
             'DEFAULT': {'log_file': os.path.join(self.logs,
                                                  'placement-app.log')},
-            'placement_database': {'connection': self.db_url('placement')},
+            'placement_database': self.database('placement'),
             'api': {'auth_strategy': 'keystone'},
             'keystone_authtoken': self.authtoken('placement'),
         })
@@ -423,8 +446,8 @@ class MiniCloud:
             'api': {'auth_strategy': 'keystone'},
             'wsgi': {'api_paste_config': os.path.join(self.etc, 'nova',
                                                       'api-paste.ini')},
-            'api_database': {'connection': self.db_url('nova_api')},
-            'database': {'connection': self.db_url('nova')},
+            'api_database': self.database('nova_api'),
+            'database': self.database('nova'),
             'keystone_authtoken': self.authtoken('nova'),
             'placement': self.auth_section('placement'),
             'neutron': dict(self.auth_section('nova'),
@@ -496,7 +519,7 @@ class MiniCloud:
                 'image_conversion_dir': os.path.join(self.data, 'cinder',
                                                      'conversion'),
             },
-            'database': {'connection': self.db_url('cinder')},
+            'database': self.database('cinder'),
             'keystone_authtoken': self.authtoken('cinder'),
             'nova': self.auth_section('cinder'),
             'service_user': dict(self.auth_section('cinder'),
@@ -785,7 +808,7 @@ class MiniCloud:
         if fresh:
             self.initialize()
         self.start('mariadb')
-        for name in ('rabbitmq', 'virtlogd', 'libvirtd', 'keystone'):
+        for name in ('memcached', 'rabbitmq', 'virtlogd', 'libvirtd', 'keystone'):
             self.start(name)
         self.wait_for('libvirtd', lambda: subprocess.run(
             ['virsh', '-c', 'qemu:///system', 'version'],

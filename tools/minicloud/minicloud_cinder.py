@@ -4,7 +4,11 @@ Each volume is a sparse file in ``loop_dir`` attached to a loop device;
 Nova attaches it to the guest as a real virtio disk through ``local``
 connection info. Snapshots and clones are sparse copies; a volume from an
 image is written with qemu-img. ``loop_snapshot_latency_s`` makes every
-snapshot take that much longer, so benchmarks can emulate slow storage.
+snapshot take that much longer, so benchmarks can emulate slow storage;
+while a file ``snapshot-latency-s`` in ``loop_dir`` holds a number, that
+number is used instead (benchmarks switch it, no restart needed).
+Snapshots are taken concurrently, as real backends take them: the copy
+and the wait yield to cinder-volume's other green threads.
 While a file ``fault-snapshot-error`` exists in ``loop_dir``, new
 snapshots of the volumes it lists (one id a line; empty: of every volume)
 fail after that latency, and Cinder sets them to ``error``: the fault
@@ -36,6 +40,8 @@ loop_opts = [
 # In loop_dir: while it exists, snapshots of the volumes it lists (or of
 # every volume, if it lists none) end in error.
 SNAPSHOT_ERROR_SWITCH = 'fault-snapshot-error'
+# In loop_dir: while it exists, the latency of every snapshot, in seconds.
+SNAPSHOT_LATENCY_SWITCH = 'snapshot-latency-s'
 cfg.CONF.register_opts(loop_opts, group='backend_defaults')
 
 
@@ -131,13 +137,21 @@ class LoopDriver(driver.VolumeDriver):
         if not failing:
             self._copy(self._path(snapshot.volume_name),
                        self._path(snapshot.name), snapshot.volume_size)
-        latency = self.configuration.loop_snapshot_latency_s
+        latency = self._snapshot_latency_s()
         if latency:
             time.sleep(max(0.0, latency - (time.monotonic() - start)))
         if failing:
             raise exception.VolumeDriverException(
                 message='Snapshot %s failed: the fault switch %s is on.'
                 % (snapshot.id, SNAPSHOT_ERROR_SWITCH))
+
+    def _snapshot_latency_s(self):
+        try:
+            with open(os.path.join(self.configuration.loop_dir,
+                                   SNAPSHOT_LATENCY_SWITCH)) as f:
+                return float(f.read())
+        except (FileNotFoundError, ValueError):
+            return self.configuration.loop_snapshot_latency_s
 
     def _snapshot_fails(self, volume_id):
         try:
