@@ -10,6 +10,7 @@ import datetime
 
 from django.db.models import Q
 from django.utils import timezone
+from horizon.utils import functions as horizon_functions
 
 from snapshot_dashboard import credentials
 from snapshot_dashboard import lifecycle
@@ -35,6 +36,14 @@ def clients(request):
 def list_sets(request, all_projects=False, server_id=None):
     return sets.list_sets(clients(request), server_id=server_id,
                           all_projects=all_projects)
+
+
+def page_sets(request, marker=None, all_projects=False):
+    """A page of the sets (the user's page size) after ``marker``, and the
+    marker of the next page, None on the last."""
+    return sets.page_sets(clients(request),
+                          horizon_functions.get_page_size(request),
+                          marker=marker, all_projects=all_projects)
 
 
 def get_set(request, set_id):

@@ -13,6 +13,7 @@ from cinderclient import exceptions as cinder_exceptions
 from glanceclient import exc as glance_exceptions
 
 from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import properties
 
@@ -139,16 +140,69 @@ class SnapshotSet:
         return dataclasses.replace(self, status=AVAILABLE)
 
 
-def list_sets(clients, server_id=None, all_projects=False):
-    """The project's sets (with ``all_projects``, an admin's view of every
-    project's), newest first, with two API calls in all."""
+def _filters(clients, server_id, all_projects):
     filters = {'image_type': 'snapshot'}
     if not all_projects:
         filters['owner'] = clients.project_id
     if server_id:
         filters[properties.SERVER] = server_id
+    return filters
+
+
+def page_sets(clients, limit, marker=None, server_id=None,
+              all_projects=False):
+    """One page of the sets ``list_sets`` lists: at most ``limit`` after the
+    set ``marker``, and the marker of the next page (None on the last).
+
+    Glance is read from the marker on, a page of ``limit + 1`` images at a
+    time, until the page is full (a set's ephemeral copies and Nova's own
+    snapshots are images too); Cinder and Glance are asked only for the
+    parts of the page's sets, at once. The calls a page takes do not grow
+    with the number of sets.
+    """
+    images, found = {}, []
+    for image in clients.glance.images.list(
+            filters=_filters(clients, server_id, all_projects),
+            sort_key='created_at', sort_dir='desc', page_size=limit + 1,
+            marker=marker):
+        images[image['id']] = image
+        snapshot_set = SnapshotSet.from_image(image)
+        if snapshot_set:
+            found.append(snapshot_set)
+            if len(found) > limit:
+                break
+    more = len(found) > limit
+    found = found[:limit]
+
+    def snapshot_status(snapshot_id):
+        try:
+            return clients.cinder.volume_snapshots.get(snapshot_id).status
+        except cinder_exceptions.NotFound:
+            return None
+
+    def image_status(image_id):
+        if image_id in images:
+            return images[image_id].get('status')
+        try:
+            return clients.glance.images.get(image_id).get('status')
+        except glance_exceptions.HTTPNotFound:
+            return None
+    snapshot_ids = [i for s in found for i in s.snapshot_ids]
+    image_ids = [i for s in found for i in s.member_image_ids]
+    statuses = dict(zip(snapshot_ids, clients_module.each(
+        snapshot_status, snapshot_ids), strict=True))
+    image_statuses = dict(zip(image_ids, clients_module.each(
+        image_status, image_ids), strict=True))
+    return ([s.with_part_statuses(statuses, image_statuses) for s in found],
+            found[-1].id if more else None)
+
+
+def list_sets(clients, server_id=None, all_projects=False):
+    """The project's sets (with ``all_projects``, an admin's view of every
+    project's), newest first, with two API calls in all."""
     images = list(clients.glance.images.list(
-        filters=filters, sort_key='created_at', sort_dir='desc',
+        filters=_filters(clients, server_id, all_projects),
+        sort_key='created_at', sort_dir='desc',
         page_size=LIST_PAGE_SIZE))
     found = [s for s in map(SnapshotSet.from_image, images) if s]
     # A set's other images are snapshots of its server too: listed here.

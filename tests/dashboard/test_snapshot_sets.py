@@ -31,10 +31,10 @@ class SnapshotSetsIndexTests(helpers.TestCase):
         values.update(fields)
         return models.SnapshotRun.objects.create(**values)
 
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
     def test_index_lists_sets_and_runs_in_progress(self):
         server = self.servers.first()
-        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(), None)
         self.mock_server_names.return_value = {server.id: server.name}
         running = self.add_run(state=models.RUNNING, step='capture',
                                drives={'/dev/vdb': 'captured',
@@ -62,21 +62,45 @@ class SnapshotSetsIndexTests(helpers.TestCase):
         self.assertContains(res, 'Failed: Not enough quota: images.')
         self.assertNotContains(res, 'not ours')
         self.assertNotContains(res, 'a restore')
-        self.mock_list_sets.assert_called_once_with(
-            horizon_helpers.IsHttpRequest())
+        self.mock_page_sets.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), marker=None, all_projects=False)
 
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
     def test_the_panel_makes_the_same_calls_for_any_number_of_sets(self):
         self.mock_server_names.return_value = {}
-        self.mock_list_sets.return_value = self.snapshot_sets.list() * 25
+        self.mock_page_sets.return_value = (self.snapshot_sets.list() * 25,
+                                            None)
         res = self.client.get(INDEX_URL)
         self.assertEqual(50, len(res.context['snapshot_sets_table'].data))
-        self.assertEqual(1, self.mock_list_sets.call_count)
+        self.assertEqual(1, self.mock_page_sets.call_count)
         self.assertEqual(1, self.mock_server_names.call_count)
 
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
+    def test_sets_are_paged_with_the_next_link_and_its_marker(self):
+        self.mock_server_names.return_value = {}
+        running = self.add_run(state=models.RUNNING, step='capture')
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(),
+                                            'set-data-only')
+        res = self.client.get(INDEX_URL)
+        self.assertTrue(res.context['snapshot_sets_table'].has_more_data())
+        self.assertContains(res, '?marker=set-data-only')
+        self.assertIn('run-%s' % running.id,
+                      [r.id for r in res.context['snapshot_sets_table'].data])
+
+        self.mock_page_sets.return_value = (self.snapshot_sets.list()[:1],
+                                            None)
+        res = self.client.get(INDEX_URL + '?marker=set-data-only')
+        self.mock_page_sets.assert_called_with(
+            horizon_helpers.IsHttpRequest(), marker='set-data-only',
+            all_projects=False)
+        table = res.context['snapshot_sets_table']
+        self.assertFalse(table.has_more_data())
+        # Runs lead the first page only.
+        self.assertEqual(['set-image-backed'], [r.id for r in table.data])
+
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
     def test_row_actions_launch_only_bootable_available_sets(self):
-        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(), None)
         self.mock_server_names.return_value = {}
         res = self.client.get(INDEX_URL)
         self.getAndAssertTableRowAction(res, 'snapshot_sets', 'launch',
@@ -86,10 +110,10 @@ class SnapshotSetsIndexTests(helpers.TestCase):
         self.assertNotIn('launch', [a.name for a in
                                     table.get_row_actions(data_only)])
 
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names',
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names',
                                          'delete_set']})
     def test_delete_sets_in_a_batch(self):
-        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(), None)
         self.mock_server_names.return_value = {}
         res = self.client.post(INDEX_URL, {
             'action': 'snapshot_sets__delete',
@@ -303,9 +327,9 @@ class RestoreTests(helpers.TestCase):
         return reverse('horizon:project:snapshot_sets:restore',
                        args=[self.snapshot_sets.first().id])
 
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
     def test_only_an_available_set_has_the_restore_action(self):
-        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(), None)
         self.mock_server_names.return_value = {}
         res = self.client.get(INDEX_URL)
         self.getAndAssertTableRowAction(res, 'snapshot_sets', 'restore',
@@ -369,21 +393,21 @@ class RestoreTests(helpers.TestCase):
 
 
 class AdminSnapshotSetsTests(helpers.BaseAdminViewTests):
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names']})
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
     def test_admin_lists_every_projects_sets(self):
-        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(), None)
         self.mock_server_names.return_value = {}
         res = self.client.get(reverse('horizon:admin:snapshot_sets:index'))
         self.assertEqual(2, len(res.context['admin_snapshot_sets_table']
                                 .data))
-        self.mock_list_sets.assert_called_once_with(
-            horizon_helpers.IsHttpRequest(), all_projects=True)
+        self.mock_page_sets.assert_called_once_with(
+            horizon_helpers.IsHttpRequest(), marker=None, all_projects=True)
         self.assertContains(res, self.tenant.id)
 
-    @horizon_helpers.create_mocks({api: ['list_sets', 'server_names',
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names',
                                          'delete_set']})
     def test_admin_deletes_any_projects_set(self):
-        self.mock_list_sets.return_value = self.snapshot_sets.list()
+        self.mock_page_sets.return_value = (self.snapshot_sets.list(), None)
         self.mock_server_names.return_value = {}
         url = reverse('horizon:admin:snapshot_sets:index')
         res = self.client.post(url, {

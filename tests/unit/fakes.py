@@ -539,10 +539,12 @@ class _Images:
             cloud.check('glance.create',
                         glance_exceptions.HTTPInternalServerError())
         image_id = fields.pop('id', None) or str(uuid.uuid4())
+        n = len(cloud.images)
         image = Resource({'status': 'queued', 'owner': cloud.project_id,
                           'visibility': 'private',
-                          'created_at': '2026-11-25T00:00:%02dZ'
-                          % len(cloud.images), **fields, 'id': image_id})
+                          'created_at': '2026-11-25T%02d:%02d:%02dZ'
+                          % (n // 3600, n // 60 % 60, n % 60),
+                          **fields, 'id': image_id})
         with cloud.lock:
             cloud.images[image_id] = image
         return Resource(image)
@@ -554,6 +556,7 @@ class _Images:
         return image
 
     def get(self, image_id):
+        self.cloud.requests['glance.image_get'] += 1
         return Resource(self._get(image_id))
 
     def update(self, image_id, remove_props=None, **properties):
@@ -575,11 +578,20 @@ class _Images:
         del self.cloud.images[image_id]
 
     def list(self, filters=None, sort_key=None, sort_dir=None,
-             page_size=None):
+             page_size=None, marker=None):
+        """As glanceclient's: read from Glance a page at a time, as the
+        caller goes on, after the image ``marker``."""
         found = [Resource(image) for image in self.cloud.images.values()
                  if all(image.get(k) == v for k, v in (filters or {}).items())]
         found.sort(key=lambda i: i['created_at'], reverse=sort_dir == 'desc')
-        return iter(found)
+        if marker is not None:
+            found = found[[i['id'] for i in found].index(marker) + 1:]
+        return self._pages(found, page_size or 20)
+
+    def _pages(self, found, page_size):
+        for start in range(0, max(len(found), 1), page_size):
+            self.cloud.requests['glance.image_list'] += 1
+            yield from found[start:start + page_size]
 
 
 class _Info:

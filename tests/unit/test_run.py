@@ -601,3 +601,64 @@ def test_a_snapshot_that_fails_is_seen_in_the_listing(cloud):
         take(cloud, server)
     assert cloud.snapshots == {}
 
+
+def _pages(cloud, limit, **kwargs):
+    """Every page of sets, and what each page cost in requests."""
+    pages, costs, marker = [], [], None
+    while True:
+        before = dict(cloud.requests)
+        page, marker = sets.page_sets(cloud, limit, marker=marker, **kwargs)
+        costs.append({k: v - before.get(k, 0)
+                      for k, v in cloud.requests.items()
+                      if v != before.get(k, 0)})
+        pages.append(page)
+        if marker is None:
+            return pages, costs
+
+
+def test_sets_are_paged_newest_first_with_markers(cloud):
+    server = cloud.add_server(image_backed=False)
+    made = []
+    for n in range(23):
+        made.append(take(cloud, server).id)
+        if n == 11:  # Nova's own snapshot between them: not a set
+            cloud.glance.images.create(name='nova', image_type='snapshot')
+    cloud.snapshots[sets.get_set(cloud, made[0]).snapshot_ids[0]][
+        'status'] = 'error'
+
+    pages, costs = _pages(cloud, 10)
+
+    assert [len(p) for p in pages] == [10, 10, 3]
+    assert [s.id for p in pages for s in p] == made[::-1]
+    assert [s.status for p in pages for s in p] == [sets.AVAILABLE] * 22 + [
+        sets.ERROR]
+    # A page: one Glance listing, one Cinder read per snapshot on it.
+    assert costs[0] == {'glance.image_list': 1, 'cinder.snapshot_get': 10}
+
+
+def test_a_page_costs_the_same_at_any_number_of_sets(cloud):
+    server = cloud.add_server(image_backed=False, volumes=[('/dev/vdb', 1)])
+    first_page = []
+    for total in (12, 60):
+        while len(sets.list_sets(cloud)) < total:
+            take(cloud, server)
+        pages, costs = _pages(cloud, 10)
+        assert sum(len(p) for p in pages) == total
+        first_page.append(costs[0])
+    assert first_page[0] == first_page[1] == {'glance.image_list': 1,
+                                              'cinder.snapshot_get': 20}
+
+
+def test_a_page_reads_an_ephemeral_copy_not_on_it(cloud):
+    # The agent makes a set's ephemeral copy before the set's own image,
+    # so the copy sorts after the set, perhaps onto the next page.
+    server = cloud.add_server(ephemeral_gb=1)
+    agent = fakes.FakeAgent(cloud)
+    made = [run.create_snapshot_set(
+        cloud, server, clock=fakes.FakeClock(cloud), wait=True,
+        agent_locator=fakes.FakeAgents(agent)).id for _ in range(2)]
+
+    pages, _ = _pages(cloud, 1)
+
+    assert [s.id for p in pages for s in p] == made[::-1]
+    assert all(p[0].status == sets.AVAILABLE for p in pages)

@@ -20,22 +20,46 @@ from snapshot_dashboard.orchestration import plan as plan_module
 INDEX_URL = 'horizon:project:snapshot_sets:index'
 
 
-class IndexView(tables.DataTableView):
-    """The project's sets and the runs making them: three API calls (Glance
-    images, Cinder snapshots, Nova servers) however many sets there are."""
+class PagedSetsView(tables.DataTableView):
+    """A page of sets at a time, after the marker of Horizon's "Next"
+    link: the API calls and the rendering of a page do not grow with the
+    number of sets."""
 
-    table_class = set_tables.SnapshotSetsTable
-    page_title = _("Snapshot Sets")
+    all_projects = False
+    _more = False
+
+    def has_more_data(self, table):
+        return self._more
 
     def get_data(self):
+        marker = self.request.GET.get(
+            self.table_class._meta.pagination_param)
         try:
-            snapshot_sets = api.list_sets(self.request)
-            names = api.server_names(self.request)
+            snapshot_sets, next_marker = api.page_sets(
+                self.request, marker=marker, all_projects=self.all_projects)
+            names = api.server_names(self.request,
+                                     all_projects=self.all_projects)
         except Exception:
             exceptions.handle(self.request,
                               _('Unable to retrieve snapshot sets.'))
             return []
-        return rows.rows(snapshot_sets, api.list_runs(self.request), names)
+        self._more = next_marker is not None
+        # Runs still taking their set lead the first page only.
+        runs = self.runs() if not marker else []
+        return rows.rows(snapshot_sets, runs, names)
+
+    def runs(self):
+        return []
+
+
+class IndexView(PagedSetsView):
+    """The project's sets and the runs making them."""
+
+    table_class = set_tables.SnapshotSetsTable
+    page_title = _("Snapshot Sets")
+
+    def runs(self):
+        return api.list_runs(self.request)
 
 
 class DetailView(tables.DataTableView):
