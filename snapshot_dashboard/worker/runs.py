@@ -159,15 +159,35 @@ class Recorder:
 
     FIELDS = ['step', 'drives', 'events', 'resources', 'window', 'set_id',
               'undo_set_id']
-    # Steps inside the capture window, kept here and written with the next
-    # event (the window's close): the guest is not held for the database.
-    # What the run made (``resource``) is written at once, for recovery.
-    HELD_BACK = frozenset({events.CAPTURE})
 
     def __init__(self, run, heartbeat=None):
         self.run = run
         self.heartbeat = heartbeat
         self.lock = threading.Lock()
+        self.in_window = False
+
+    def _held_back(self, event):
+        """Whether ``event`` waits in memory for the next one written.
+
+        While the window is open (from its record with the lease to its
+        close) the guest is not held for the database: a drive's progress,
+        the close beginning, and the volume snapshots and images made (the
+        recovery finds those by the run's tag) are written with the
+        window's end. An agent's copy is written at once: the recovery
+        knows it only from here.
+        """
+        if event.step == events.OPEN_WINDOW:
+            self.in_window = event.state == events.DONE
+            return False
+        if not self.in_window:
+            return False
+        if event.step == events.RESOURCE:
+            return event.resource.kind != events.AGENT_COPY
+        if event.step == events.CLOSE_WINDOW and event.state != \
+                events.STARTED:
+            self.in_window = False
+            return False
+        return event.step in (events.CAPTURE, events.CLOSE_WINDOW)
 
     def __call__(self, event):
         run = self.run
@@ -197,7 +217,7 @@ class Recorder:
                 run.set_id = event.set_id  # a restore's is its source
             if event.step == events.SAFETY_SET and done:
                 run.undo_set_id = event.set_id
-            if event.step in self.HELD_BACK:
+            if self._held_back(event):
                 return
             write(run, **{f: getattr(run, f) for f in self.FIELDS})
 

@@ -161,28 +161,30 @@ class RecorderTests(TestCase):
         record(event(events.OPEN_WINDOW, events.DONE,
                      window={'kind': 'AgentFreezeWindow', 'lease': 'l1'}))
         record(event(events.RESOURCE, events.DONE,
+                     resource=events.Resource(events.AGENT_COPY, 'c1')))
+        record(event(events.RESOURCE, events.DONE,
                      resource=events.Resource(events.VOLUME_SNAPSHOT,
                                               's1')))
         record(event(events.CAPTURE, events.STARTED, device='/dev/vdb'))
+        record(event(events.CLOSE_WINDOW, events.STARTED))
         stored = models.SnapshotRun.objects.get(pk=run.pk)
         self.assertEqual(stored.window['lease'], 'l1')
-        self.assertEqual(stored.resources,
-                         [{'kind': 'volume-snapshot', 'id': 's1'}])
-        # A capture's progress waits for the window's close: the database
-        # is not written while the guest is held.
+        # While the guest is held the database is written only for what
+        # the recovery cannot find by the run's tag: the agent's copy.
+        self.assertEqual(stored.resources, [{'kind': 'agent-copy',
+                                             'id': 'c1'}])
         self.assertEqual(stored.drives, {'/dev/vda': 'queued',
                                          '/dev/vdb': 'queued'})
-        self.assertEqual(4, len(stored.events))
-        record(event(events.CLOSE_WINDOW, events.STARTED))
-        run.refresh_from_db()
-        self.assertEqual(run.drives, {'/dev/vda': 'queued',
-                                      '/dev/vdb': 'capturing'})
-        self.assertEqual(run.step, 'close-window')
-        self.assertEqual(events.CAPTURE, run.events[4]['step'])
+        self.assertEqual(stored.step, events.OPEN_WINDOW)
         record(event(events.CLOSE_WINDOW, events.DONE, window_ms=300))
         run.refresh_from_db()
         self.assertIsNone(run.window)
-        self.assertEqual(7, len(run.events))
+        self.assertEqual(run.drives, {'/dev/vda': 'queued',
+                                      '/dev/vdb': 'capturing'})
+        self.assertEqual(run.resources, [
+            {'kind': 'agent-copy', 'id': 'c1'},
+            {'kind': 'volume-snapshot', 'id': 's1'}])
+        self.assertEqual(8, len(run.events))
         # The page shows each event in words; the fields stay typed.
         self.assertEqual(('/dev/vda, /dev/vdb', ['/dev/vda', '/dev/vdb']),
                          (run.events[0]['detail'], run.events[0]['drives']))
