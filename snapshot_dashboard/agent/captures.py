@@ -41,6 +41,13 @@ SKIPPED = 'skipped'
 FORMAT = 'qcow2'
 CHUNK = 1024 * 1024
 POLL_S = 0.05
+# How long the set's image, all its data sent, may wait for the other
+# copies before it ends its upload: well under the idle timeouts in front
+# of Glance (its own client_socket_timeout is 900 s, proxies often cut at
+# 60 s). Past it the upload is given up (Glance queues the image again)
+# and made again once the others are in: never slower than one after the
+# other.
+HOLD_S = 30
 # libvirt's job types once a job has ended (jobStats(COMPLETED)['type']).
 JOB_COMPLETED = getattr(libvirt, 'VIR_DOMAIN_JOB_COMPLETED', 3)
 BACKUP = libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP
@@ -119,10 +126,12 @@ def disk_targets(domain_xml):
 class Captures:
     """The captures of this agent; one backup job per server at a time."""
 
-    def __init__(self, capture_dir, keep_s=600, clock=time.monotonic):
+    def __init__(self, capture_dir, keep_s=600, clock=time.monotonic,
+                 hold_s=HOLD_S):
         self.capture_dir = capture_dir
         self.keep_s = keep_s
         self.clock = clock
+        self.hold_s = hold_s
         self._captures = {}
         self._lock = threading.Lock()
 
@@ -268,20 +277,34 @@ class Captures:
         for thread in threads:
             thread.start()
 
+        def all_in():
+            return capture.state != DELETED and all(
+                capture.exports[d]['state'] == UPLOADED for d in others)
+
         def finish():
+            deadline = time.monotonic() + self.hold_s
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if any(thread.is_alive() for thread in threads) or not all_in():
+                raise UploadHeldBack()
+        try:
+            self._upload(capture, last, finish, remove=False)
+        finally:
+            # Whatever became of the last, the others end before the
+            # capture does.
             for thread in threads:
                 thread.join()
-            if capture.state == DELETED or any(
-                    capture.exports[d]['state'] != UPLOADED for d in others):
-                raise UploadHeldBack()
-        self._upload(capture, last, finish)
+        if capture.exports[last]['state'] == SKIPPED and all_in():
+            LOG.info('Capture %s: %s uploaded again once the other copies '
+                     'were in', capture.id, last)
+            self._upload(capture, last, remove=False)
         failed = [d for d, e in capture.exports.items()
                   if e['state'] == FAILED]
         self._end(capture, FAILED if failed else EXPORTED,
                   'could not upload %s' % ', '.join(failed)
                   if failed else None)
 
-    def _upload(self, capture, device, finish=None):
+    def _upload(self, capture, device, finish=None, remove=True):
         export = capture.exports[device]
         drive = next(d for d in capture.drives if d['device'] == device)
         if capture.state == DELETED:
@@ -299,7 +322,8 @@ class Captures:
         else:
             export['state'] = UPLOADED
         finally:
-            _remove(drive['file'])
+            if remove:  # else the capture's end removes it
+                _remove(drive['file'])
 
     def _wait_for_copy(self, capture, job):
         while True:

@@ -24,6 +24,10 @@ from snapshot_dashboard.agent import writes
 LOG = logging.getLogger(__name__)
 
 
+# Seconds a socket operation with Glance may wait (connect, send, read).
+GLANCE_TIMEOUT_S = 300
+
+
 class GlanceUploader:
     """Uploads a copy to an image with the caller's token (the auth plugin
     keystonemiddleware hands on), to Glance as the caller's catalog has it.
@@ -37,7 +41,9 @@ class GlanceUploader:
         """A session with the caller's token, and Glance's base URL."""
         if token_auth is None:
             raise web.HTTPError(401, 'No token to reach Glance with.')
-        session = ks_session.Session(auth=token_auth)
+        # A Glance that stops answering fails the upload, not the agent.
+        session = ks_session.Session(auth=token_auth,
+                                     timeout=GLANCE_TIMEOUT_S)
         endpoint = None
         for interface in self.interfaces:
             try:

@@ -163,6 +163,55 @@ def test_a_failed_upload_holds_back_the_last_and_removes_the_copies(
     assert not os.path.exists(capture.folder)
 
 
+def test_a_set_image_held_too_long_is_uploaded_again_after_the_others(
+        tmp_path):
+    # The root's data is sent long before the ephemeral copy is in: its
+    # upload is given up within hold_s (no idle request for a proxy to
+    # cut) and made again once the ephemeral copy is in.
+    captures = captures_module.Captures(str(tmp_path), keep_s=30,
+                                        hold_s=0.1)
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
+    attempts, ended = [], []
+
+    def upload(image, path, finish=None):
+        data = open(path).read()  # the file is there for each attempt
+        attempts.append(image)
+        if image == 'image-eph':
+            time.sleep(0.5)
+        if finish is not None:
+            finish()
+        ended.append((image, data))
+    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
+                    upload)
+    domain.finish(capture.folder, ['vda', 'vdb'])
+    wait_for(lambda: capture.state == 'exported')
+    assert sorted(attempts) == ['image-eph', 'image-root', 'image-root']
+    assert ended == [('image-eph', 'vdb'), ('image-root', 'vda')]
+    assert capture.to_dict()['exports']['vda']['state'] == 'uploaded'
+    assert not os.path.exists(capture.folder)
+
+
+def test_a_last_upload_that_fails_early_still_waits_for_the_others(
+        captures):
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
+
+    def upload(image, path, finish=None):
+        if image == 'image-root':
+            raise OSError('Glance said 500')  # before its data is sent
+        time.sleep(0.3)
+    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
+                    upload)
+    domain.finish(capture.folder, ['vda', 'vdb'])
+    wait_for(lambda: capture.state == 'failed')
+    exports = capture.to_dict()['exports']
+    # The capture ended only once the ephemeral copy's upload had.
+    assert exports['vdb']['state'] == 'uploaded'
+    assert exports['vda']['state'] == 'failed'
+    assert 'could not upload vda' in capture.error
+
+
 def test_a_failed_copy_is_reported_and_removed(captures):
     domain = BackupDomain(fail=True)
     capture = captures.begin(Guest(domain), ['vda'])
