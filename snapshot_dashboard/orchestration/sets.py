@@ -8,6 +8,7 @@ snapshot of it; that image carries another image's id and is not a set.
 import dataclasses
 import json
 import logging
+import uuid
 
 from cinderclient import exceptions as cinder_exceptions
 from glanceclient import exc as glance_exceptions
@@ -149,10 +150,26 @@ def _filters(clients, server_id, all_projects):
     return filters
 
 
+MAX_PAGE_SIZE = 100
+# A set has a part per drive: one claiming more (its image's owner writes
+# its properties) is shown in error without asking for each.
+MAX_PARTS = 64
+
+
+def _is_id(text):
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
+
+
 def page_sets(clients, limit, marker=None, server_id=None,
               all_projects=False):
-    """One page of the sets ``list_sets`` lists: at most ``limit`` after the
-    set ``marker``, and the marker of the next page (None on the last).
+    """One page of the sets ``list_sets`` lists: at most ``limit`` (1 to
+    ``MAX_PAGE_SIZE``) after the set ``marker``, and the marker of the next
+    page (None on the last). A marker that is not a set's id, or names an
+    image Glance no longer has, raises SetNotFound.
 
     Glance is read from the marker on, a page of ``limit + 1`` images at a
     time, until the page is full (a set's ephemeral copies and Nova's own
@@ -160,19 +177,29 @@ def page_sets(clients, limit, marker=None, server_id=None,
     parts of the page's sets, at once. The calls a page takes do not grow
     with the number of sets.
     """
+    limit = max(1, min(int(limit), MAX_PAGE_SIZE))
+    if marker is not None and not _is_id(marker):
+        raise errors.SetNotFound(marker)
     images, found = {}, []
-    for image in clients.glance.images.list(
-            filters=_filters(clients, server_id, all_projects),
-            sort_key='created_at', sort_dir='desc', page_size=limit + 1,
-            marker=marker):
-        images[image['id']] = image
-        snapshot_set = SnapshotSet.from_image(image)
-        if snapshot_set:
-            found.append(snapshot_set)
-            if len(found) > limit:
-                break
+    try:
+        for image in clients.glance.images.list(
+                filters=_filters(clients, server_id, all_projects),
+                sort_key='created_at', sort_dir='desc', page_size=limit + 1,
+                marker=marker):
+            images[image['id']] = image
+            snapshot_set = _readable_set(image)
+            if snapshot_set:
+                found.append(snapshot_set)
+                if len(found) > limit:
+                    break
+    except glance_exceptions.HTTPBadRequest:
+        if marker is None:
+            raise
+        raise errors.SetNotFound(marker) from None  # the marker is gone
     more = len(found) > limit
     found = found[:limit]
+    asked = [s for s in found
+             if len(s.snapshot_ids) + len(s.member_image_ids) <= MAX_PARTS]
 
     def snapshot_status(snapshot_id):
         try:
@@ -187,14 +214,25 @@ def page_sets(clients, limit, marker=None, server_id=None,
             return clients.glance.images.get(image_id).get('status')
         except glance_exceptions.HTTPNotFound:
             return None
-    snapshot_ids = [i for s in found for i in s.snapshot_ids]
-    image_ids = [i for s in found for i in s.member_image_ids]
+    snapshot_ids = [i for s in asked for i in s.snapshot_ids if _is_id(i)]
+    image_ids = [i for s in asked for i in s.member_image_ids if _is_id(i)]
     statuses = dict(zip(snapshot_ids, clients_module.each(
         snapshot_status, snapshot_ids), strict=True))
     image_statuses = dict(zip(image_ids, clients_module.each(
         image_status, image_ids), strict=True))
     return ([s.with_part_statuses(statuses, image_statuses) for s in found],
             found[-1].id if more else None)
+
+
+def _readable_set(image):
+    """The set ``image`` is, None if it is none or cannot be read (any user
+    may write any property on an image of theirs)."""
+    try:
+        return SnapshotSet.from_image(image)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        LOG.warning('Image %s looks like a set but cannot be read',
+                    image.get('id'))
+        return None
 
 
 def list_sets(clients, server_id=None, all_projects=False):

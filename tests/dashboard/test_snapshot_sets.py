@@ -79,24 +79,35 @@ class SnapshotSetsIndexTests(helpers.TestCase):
     def test_sets_are_paged_with_the_next_link_and_its_marker(self):
         self.mock_server_names.return_value = {}
         running = self.add_run(state=models.RUNNING, step='capture')
+        # The Next link carries the API's marker, whatever the last row.
         self.mock_page_sets.return_value = (self.snapshot_sets.list(),
-                                            'set-data-only')
+                                            'next-page-marker')
         res = self.client.get(INDEX_URL)
         self.assertTrue(res.context['snapshot_sets_table'].has_more_data())
-        self.assertContains(res, '?marker=set-data-only')
+        self.assertContains(res, '?marker=next-page-marker')
         self.assertIn('run-%s' % running.id,
                       [r.id for r in res.context['snapshot_sets_table'].data])
 
         self.mock_page_sets.return_value = (self.snapshot_sets.list()[:1],
                                             None)
-        res = self.client.get(INDEX_URL + '?marker=set-data-only')
+        res = self.client.get(INDEX_URL + '?marker=next-page-marker')
         self.mock_page_sets.assert_called_with(
-            horizon_helpers.IsHttpRequest(), marker='set-data-only',
+            horizon_helpers.IsHttpRequest(), marker='next-page-marker',
             all_projects=False)
         table = res.context['snapshot_sets_table']
         self.assertFalse(table.has_more_data())
         # Runs lead the first page only.
         self.assertEqual(['set-image-backed'], [r.id for r in table.data])
+
+    @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
+    def test_a_marker_that_names_no_set_shows_the_first_page(self):
+        self.mock_server_names.return_value = {}
+        self.mock_page_sets.side_effect = [
+            errors.SetNotFound('gone'), (self.snapshot_sets.list(), None)]
+        res = self.client.get(INDEX_URL + '?marker=gone')
+        self.assertEqual(2, len(res.context['snapshot_sets_table'].data))
+        self.mock_page_sets.assert_called_with(
+            horizon_helpers.IsHttpRequest(), marker=None, all_projects=False)
 
     @horizon_helpers.create_mocks({api: ['page_sets', 'server_names']})
     def test_row_actions_launch_only_bootable_available_sets(self):

@@ -585,7 +585,11 @@ class _Images:
                  if all(image.get(k) == v for k, v in (filters or {}).items())]
         found.sort(key=lambda i: i['created_at'], reverse=sort_dir == 'desc')
         if marker is not None:
-            found = found[[i['id'] for i in found].index(marker) + 1:]
+            ids = [i['id'] for i in found]
+            if marker not in ids:  # as Glance: 400
+                raise glance_exceptions.HTTPBadRequest(
+                    'marker not found: %s' % marker)
+            found = found[ids.index(marker) + 1:]
         return self._pages(found, page_size or 20)
 
     def _pages(self, found, page_size):

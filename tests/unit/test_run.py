@@ -8,6 +8,7 @@ import pytest
 
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
+from snapshot_dashboard.orchestration import properties
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window as window_module
@@ -662,3 +663,54 @@ def test_a_page_reads_an_ephemeral_copy_not_on_it(cloud):
 
     assert [s.id for p in pages for s in p] == made[::-1]
     assert all(p[0].status == sets.AVAILABLE for p in pages)
+
+
+def test_a_page_marker_that_is_no_set_is_refused_before_glance(cloud):
+    for marker in ('x&owner=another-project', 'images'):
+        with pytest.raises(errors.SetNotFound):
+            sets.page_sets(cloud, 10, marker=marker)
+    assert cloud.requests['glance.image_list'] == 0
+
+
+def test_a_page_after_a_deleted_set_says_so(cloud):
+    server = cloud.add_server(image_backed=False)
+    gone = take(cloud, server).id
+    sets.delete_set(cloud, gone)
+    with pytest.raises(errors.SetNotFound):
+        sets.page_sets(cloud, 10, marker=gone)
+
+
+@pytest.mark.parametrize('asked, served', [(0, 1), (10 ** 6, 100)])
+def test_a_page_size_is_kept_within_bounds(cloud, asked, served):
+    server = cloud.add_server(image_backed=False)
+    for _ in range(3):
+        take(cloud, server)
+    page, marker = sets.page_sets(cloud, asked)
+    assert len(page) == min(served, 3)
+    assert (marker is None) == (served >= 3)
+
+
+def test_a_crafted_set_image_never_breaks_a_page_or_fans_out(cloud):
+    server = cloud.add_server(image_backed=False)
+    real = take(cloud, server).id
+    broken = cloud.glance.images.create(
+        name='broken', image_type='snapshot',
+        **{properties.SERVER: server})
+    cloud.images[broken['id']].update(
+        {properties.SET_ID: broken['id'], properties.DEVICES: '{not json'})
+    claims = cloud.glance.images.create(name='claims', image_type='snapshot')
+    cloud.images[claims['id']].update({
+        properties.SET_ID: claims['id'],
+        properties.DEVICES: json.dumps([sets.Drive(
+            name='/dev/vd%d' % n, kind='volume', size_gb=1,
+            snapshot_id='11111111-1111-1111-1111-%012d' % n).to_dict()
+            for n in range(1000)])})
+
+    before = dict(cloud.requests)
+    page, _ = sets.page_sets(cloud, 10)
+
+    assert [s.id for s in page] == [claims['id'], real]
+    assert page[0].status == sets.ERROR
+    # Only the real set's one snapshot was asked for.
+    assert cloud.requests['cinder.snapshot_get'] - before.get(
+        'cinder.snapshot_get', 0) == 1

@@ -1,3 +1,5 @@
+from urllib import parse
+
 from django.template import defaultfilters as filters
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -100,6 +102,12 @@ STATUS_CHOICES = (
 
 
 class SnapshotSetsTable(tables.DataTable):
+    # The marker of the next page, as the API gave it (the view sets it).
+    next_marker = None
+
+    def get_marker(self):
+        return parse.quote_plus(self.next_marker or '')
+
     name = tables.Column('name', verbose_name=_("Name"), link=detail_url)
     server = tables.Column('server_name', verbose_name=_("Instance"))
     created = tables.Column('created_at', verbose_name=_("Created"),

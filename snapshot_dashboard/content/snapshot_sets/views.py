@@ -26,24 +26,33 @@ class PagedSetsView(tables.DataTableView):
     number of sets."""
 
     all_projects = False
-    _more = False
+    _next_marker = None
 
     def has_more_data(self, table):
-        return self._more
+        table.next_marker = self._next_marker
+        return self._next_marker is not None
 
     def get_data(self):
         marker = self.request.GET.get(
             self.table_class._meta.pagination_param)
         try:
-            snapshot_sets, next_marker = api.page_sets(
-                self.request, marker=marker, all_projects=self.all_projects)
+            try:
+                snapshot_sets, next_marker = api.page_sets(
+                    self.request, marker=marker,
+                    all_projects=self.all_projects)
+            except errors.SetNotFound:
+                # Not a set's id, or one deleted since: the first page.
+                marker = None
+                snapshot_sets, next_marker = api.page_sets(
+                    self.request, marker=None,
+                    all_projects=self.all_projects)
             names = api.server_names(self.request,
                                      all_projects=self.all_projects)
         except Exception:
             exceptions.handle(self.request,
                               _('Unable to retrieve snapshot sets.'))
             return []
-        self._more = next_marker is not None
+        self._next_marker = next_marker
         # Runs still taking their set lead the first page only.
         runs = self.runs() if not marker else []
         return rows.rows(snapshot_sets, runs, names)
