@@ -14,6 +14,7 @@ import logging
 from glanceclient import exc as glance_exceptions
 
 from snapshot_dashboard.orchestration import capture
+from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import plan as plan_module
 from snapshot_dashboard.orchestration import window as window_module
@@ -54,16 +55,23 @@ class Usage:
 
 def read_usage(clients, volumes=True):
     """The project's usage, Cinder's asked only if ``volumes``."""
-    volume_limits = None
+    def volume_limits():
+        return {limit.name: limit.value
+                for limit in clients.cinder.limits.get().absolute}
+
+    def image_usage():
+        try:
+            return clients.glance.info.get_usage().get('image_count_total')
+        except glance_exceptions.HTTPException as e:
+            # Clouds without Glance's usage API (before Yoga) have no image
+            # quota.
+            LOG.debug('Glance usage unavailable: %s', e)
+            return None
     if volumes:
-        volume_limits = {limit.name: limit.value
-                         for limit in clients.cinder.limits.get().absolute}
-    try:
-        images = clients.glance.info.get_usage().get('image_count_total')
-    except glance_exceptions.HTTPException as e:
-        # Clouds without Glance's usage API (before Yoga) have no image quota.
-        LOG.debug('Glance usage unavailable: %s', e)
-        images = None
+        volume_limits, images = clients_module.each(
+            lambda read: read(), (volume_limits, image_usage))
+    else:
+        volume_limits, images = None, image_usage()
     return Usage(volume_limits=volume_limits,
                  images=(images or {}) if images is not None else None)
 

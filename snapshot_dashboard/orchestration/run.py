@@ -35,7 +35,9 @@ DEFAULT_BUDGET_S = 60
 # Inside the window a poll round is one request at any number of drives
 # (``Capturer.reached_all``): polled often, the instant is seen soon.
 POLL_S = 0.05
-UPLOAD_POLL_S = 0.5
+# An upload is polled soon at first, then less and less often: a short one
+# is seen done soon, a long one costs few requests.
+UPLOAD_POLL_S = (0.25, 1.5, 5)  # first, factor, most
 UPLOAD_TIMEOUT_S = 3600
 STALLED_UPLOAD_S = 60
 
@@ -438,7 +440,10 @@ def wait_until_usable(clients, snapshot_set, clock,
     The agent uploads the copies it took; ``upload_error()`` says when it
     gave up.
     """
+    if snapshot_set.status == sets.AVAILABLE:
+        return snapshot_set  # nothing uploads: its image has no data
     deadline = clock.now() + timeout_s
+    poll_s, factor, most_s = UPLOAD_POLL_S
     nova_done_at = None
     by_nova = any(d.captured_by == 'nova' for d in snapshot_set.drives)
     pending = [snapshot_set.id] + [d.image_id for d in snapshot_set.drives
@@ -478,4 +483,5 @@ def wait_until_usable(clients, snapshot_set, clock,
             raise errors.CaptureFailed(
                 'The image of snapshot set %s was not uploaded within %s s.'
                 % (snapshot_set.id, timeout_s))
-        clock.sleep(UPLOAD_POLL_S)
+        clock.sleep(poll_s)
+        poll_s = min(poll_s * factor, most_s)
