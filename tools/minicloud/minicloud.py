@@ -248,11 +248,12 @@ class MiniCloud:
             'nova-conductor': (daemon('nova-conductor', 'nova'), {}),
             'nova-scheduler': (daemon('nova-scheduler', 'nova'), {}),
             'nova-compute': (daemon('nova-compute', 'nova'), {}),
-            # One worker per CPU, as Cinder's own osapi_volume_workers: a
-            # set begins every drive's snapshot at once, and one process
-            # (one GIL) takes their requests one after the other.
+            # One worker per CPU (up to 4: MariaDB's connections), as
+            # Cinder's own osapi_volume_workers: a set begins every drive's
+            # snapshot at once, and one process (one GIL) takes their
+            # requests one after the other.
             'cinder-api': (api('cinder-api', 'wsgi_cinder',
-                               workers=os.cpu_count() or 1), {
+                               workers=min(os.cpu_count() or 1, 4)), {
                 'MINICLOUD_CINDER_CONF': self.conf('cinder')}),
             'cinder-scheduler': (daemon('cinder-scheduler', 'cinder'), {}),
             'cinder-volume': (daemon('cinder-volume', 'cinder'),
@@ -808,7 +809,8 @@ class MiniCloud:
         if fresh:
             self.initialize()
         self.start('mariadb')
-        for name in ('memcached', 'rabbitmq', 'virtlogd', 'libvirtd', 'keystone'):
+        for name in ('memcached', 'rabbitmq', 'virtlogd', 'libvirtd',
+                     'keystone'):
             self.start(name)
         self.wait_for('libvirtd', lambda: subprocess.run(
             ['virsh', '-c', 'qemu:///system', 'version'],
