@@ -19,15 +19,18 @@ nothing. Deletes everything it made.
 
 import argparse
 import collections
-import os
 import statistics
 import time
 import uuid
 
-import openstack.config
+import benchcloud
+from benchcloud import AGENT
+from benchcloud import GUEST_IMAGE
+from benchcloud import delete_volume
+from benchcloud import settled
+from benchcloud import wait
 
 from snapshot_dashboard.orchestration import agent as agent_module
-from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import events
 from snapshot_dashboard.orchestration import inplace
@@ -37,28 +40,8 @@ from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-AGENT = 'http://127.0.0.1:9797'
-GUEST_IMAGE = 'snapguest'
 STEPS = (events.SAFETY_SET, events.RESTORE, events.STOP, events.DETACH,
          events.ATTACH, events.REBUILD, events.WRITE, events.START)
-
-
-def wait(what, check, timeout_s=600):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise SystemExit('timed out waiting for %s' % what)
-
-
-def settled(clients, server_id, status):
-    server = clients.nova.servers.get(server_id)
-    return (server.status == status
-            and not getattr(server, 'OS-EXT-STS:task_state', None))
 
 
 def boot(clients, name, volume_backed):
@@ -199,11 +182,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--rounds', type=int, default=2)
     args = parser.parse_args()
-    config = openstack.config.OpenStackConfig(config_files=[os.path.join(
-        REPO, '.state', 'minicloud', 'clouds.yaml')])
-    region = config.get_one('minicloud-demo')
-    clients = clients_module.Clients(region.get_session(),
-                                     region_name=region.region_name)
+    clients = benchcloud.clients()
     locator = agent_module.AgentLocator(AGENT)
     results = {}
     for kind, volume_backed in (('image-backed', False),
@@ -241,18 +220,6 @@ def delete_server(clients, server_id):
     wait('server gone', lambda: server_id not in {
         s.id for s in clients.nova.servers.list()})
     return volumes
-
-
-def delete_volume(clients, volume_id):
-    try:
-        volume = clients.cinder.volumes.get(volume_id)
-        if volume.status not in ('available', 'error'):
-            return False
-        clients.cinder.volumes.delete(volume_id)
-    except Exception as e:
-        return 'not found' in str(e).lower() or 'could not be found' in str(
-            e).lower()
-    return True
 
 
 if __name__ == '__main__':
