@@ -34,7 +34,10 @@ Figures, medians over the rounds, in seconds:
 - floor: a raw freeze and thaw through the compute-side agent with
   nothing between (as the guest saw it), plus the slowest single Cinder
   snapshot taken alone on the same backend (create to ``available``,
-  polled every 20 ms).
+  polled every 20 ms);
+- N snaps: every attached volume's snapshot (a volume-backed root's too)
+  begun at once with no freeze, by plain threads (create to all ``available``, polled every 20 ms with one
+  listing): what Cinder alone needs for N snapshots, whoever asks.
 
 Raises the demo project's Cinder quotas for the run and sets them back.
 Deletes everything it made. Asserts nothing.
@@ -54,6 +57,7 @@ from benchcloud import wait
 
 from snapshot_dashboard.cli import service_client
 from snapshot_dashboard.orchestration import agent as agent_module
+from snapshot_dashboard.orchestration import clients as clients_module
 from snapshot_dashboard.orchestration import run
 from snapshot_dashboard.orchestration import sets
 from snapshot_dashboard.orchestration import window as window_module
@@ -228,6 +232,29 @@ def floor(clients, agent, server_id, log, volume_id):
     return raw, alone
 
 
+def burst(clients, volumes):
+    """Every volume's snapshot begun at once, no freeze: seconds until all
+    are available."""
+    tag = {'bench-window-burst': uuid.uuid4().hex}
+    began = time.perf_counter()
+    made = clients_module.each(
+        lambda v: clients.cinder.volume_snapshots.create(
+            v, force=True, name='bench-window burst', metadata=tag).id,
+        volumes)
+
+    def all_available():
+        listed = {s.id: s.status for s in clients.cinder.volume_snapshots
+                  .list(search_opts={'metadata': tag})}
+        return all(listed.get(i) == 'available' for i in made)
+    wait('the burst', all_available, interval_s=0.02)
+    took = time.perf_counter() - began
+    for snapshot_id in made:
+        clients.cinder.volume_snapshots.delete(snapshot_id)
+    wait('the burst gone', lambda: not set(made) & {
+        s.id for s in clients.cinder.volume_snapshots.list()})
+    return took
+
+
 def set_latency(seconds):
     with open(LATENCY_SWITCH, 'w') as f:
         f.write('%s\n' % seconds)
@@ -243,6 +270,9 @@ def measure(clients, agent, locator, server_id, volumes, rounds,
         figures['floor'].append(raw + alone)
         figures['raw'].append(raw)
         figures['alone'].append(alone)
+        figures['burst'].append(burst(clients, [
+            a.volumeId for a in clients.nova.volumes.get_server_volumes(
+                server_id)]))
         order = [('nova', nova_path, remove_nova),
                  ('ours', lambda c, s: our_path(c, s, locator),
                   remove_ours)]
@@ -267,7 +297,7 @@ def measure(clients, agent, locator, server_id, volumes, rounds,
 COLUMNS = (('nova guest', 'Nova'), ('ours guest', 'ours'),
            ('ours self', 'self'), ('api guest', 'API'),
            ('api self', 'API self'), ('floor', 'floor'),
-           ('raw', 'raw fz'), ('alone', '1 snap'),
+           ('raw', 'raw fz'), ('alone', '1 snap'), ('burst', 'N snaps'),
            ('nova usable', 'Nova usable'), ('ours usable', 'ours usable'),
            ('api usable', 'API usable'))
 
