@@ -36,8 +36,9 @@ Figures, medians over the rounds, in seconds:
   snapshot taken alone on the same backend (create to ``available``,
   polled every 20 ms);
 - N snaps: every attached volume's snapshot (a volume-backed root's too)
-  begun at once with no freeze, by plain threads (create to all ``available``, polled every 20 ms with one
-  listing): what Cinder alone needs for N snapshots, whoever asks.
+  begun at once with no freeze, by plain threads (create to all
+  ``available``, polled every 20 ms with one listing): what Cinder alone
+  needs for N snapshots, whoever asks.
 
 Raises the demo project's Cinder quotas for the run and sets them back.
 Deletes everything it made. Asserts nothing.
