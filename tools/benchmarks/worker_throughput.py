@@ -31,6 +31,7 @@ import benchcloud
 from benchcloud import wait
 
 from snapshot_dashboard.cli import service_client
+from snapshot_dashboard.orchestration import agent as agent_module
 from snapshot_dashboard.orchestration import errors
 from snapshot_dashboard.orchestration import sets
 
@@ -48,9 +49,13 @@ def boot_all(clients, count):
             'boot_index': 0, 'uuid': image['id'], 'source_type': 'image',
             'destination_type': 'volume', 'volume_size': 1,
             'delete_on_termination': True}]).id for n in range(count)]
+    agent = agent_module.AgentClient(clients.session, benchcloud.AGENT)
     for server_id in servers:
         wait('server %s active' % server_id, lambda s=server_id:
              benchcloud.settled(clients, s, 'ACTIVE'), timeout_s=900)
+        wait('the guest agent of %s' % server_id, lambda s=server_id: (
+            agent_module.probe(agent, s) or {}).get('guest_agent'),
+            timeout_s=300)
     return servers
 
 
