@@ -112,11 +112,20 @@ def test_the_backup_names_every_disk_and_copies_only_the_chosen(captures):
     assert capture.to_dict()['state'] == 'copying'
 
 
+def export_root_and_ephemeral(captures, upload):
+    """A capture of vda and vdb exported to image-root (named last: the
+    set's own) and image-eph with ``upload``, its copy then finished."""
+    domain = BackupDomain()
+    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
+    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
+                    upload)
+    domain.finish(capture.folder, ['vda', 'vdb'])
+    return capture
+
+
 def test_export_uploads_at_once_and_ends_the_last_named_last(captures):
     # The set's own image is named last: its upload runs beside the
     # others but ends only once they have, so it turns active last.
-    domain = BackupDomain()
-    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
     both_uploading = threading.Barrier(2, timeout=5)
     ended = []
 
@@ -128,9 +137,7 @@ def test_export_uploads_at_once_and_ends_the_last_named_last(captures):
         if finish is not None:
             finish()
         ended.append((image, data))
-    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
-                    upload)
-    domain.finish(capture.folder, ['vda', 'vdb'])
+    capture = export_root_and_ephemeral(captures, upload)
     wait_for(lambda: capture.state == 'exported')
     assert ended == [('image-eph', 'vdb'), ('image-root', 'vda')]
     assert not os.path.exists(capture.folder)
@@ -140,8 +147,6 @@ def test_export_uploads_at_once_and_ends_the_last_named_last(captures):
 
 def test_a_failed_upload_holds_back_the_last_and_removes_the_copies(
         captures):
-    domain = BackupDomain()
-    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
     ended = []
 
     def upload(image, path, finish=None):
@@ -149,9 +154,7 @@ def test_a_failed_upload_holds_back_the_last_and_removes_the_copies(
             raise OSError('Glance said 413')
         finish()
         ended.append(image)
-    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
-                    upload)
-    domain.finish(capture.folder, ['vda', 'vdb'])
+    capture = export_root_and_ephemeral(captures, upload)
     wait_for(lambda: capture.state == 'failed')
     exports = capture.to_dict()['exports']
     assert exports['vdb']['state'] == 'failed'
@@ -170,8 +173,6 @@ def test_a_set_image_held_too_long_is_uploaded_again_after_the_others(
     # cut) and made again once the ephemeral copy is in.
     captures = captures_module.Captures(str(tmp_path), keep_s=30,
                                         hold_s=0.1)
-    domain = BackupDomain()
-    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
     attempts, ended = [], []
 
     def upload(image, path, finish=None):
@@ -182,9 +183,7 @@ def test_a_set_image_held_too_long_is_uploaded_again_after_the_others(
         if finish is not None:
             finish()
         ended.append((image, data))
-    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
-                    upload)
-    domain.finish(capture.folder, ['vda', 'vdb'])
+    capture = export_root_and_ephemeral(captures, upload)
     wait_for(lambda: capture.state == 'exported')
     assert sorted(attempts) == ['image-eph', 'image-root', 'image-root']
     assert ended == [('image-eph', 'vdb'), ('image-root', 'vda')]
@@ -194,16 +193,12 @@ def test_a_set_image_held_too_long_is_uploaded_again_after_the_others(
 
 def test_a_last_upload_that_fails_early_still_waits_for_the_others(
         captures):
-    domain = BackupDomain()
-    capture = captures.begin(Guest(domain), ['vda', 'vdb'])
 
     def upload(image, path, finish=None):
         if image == 'image-root':
             raise OSError('Glance said 500')  # before its data is sent
         time.sleep(0.3)
-    captures.export(capture, {'vdb': 'image-eph', 'vda': 'image-root'},
-                    upload)
-    domain.finish(capture.folder, ['vda', 'vdb'])
+    capture = export_root_and_ephemeral(captures, upload)
     wait_for(lambda: capture.state == 'failed')
     exports = capture.to_dict()['exports']
     # The capture ended only once the ephemeral copy's upload had.

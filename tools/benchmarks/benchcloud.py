@@ -40,6 +40,31 @@ def settled(clients, server_id, status):
             and not getattr(server, 'OS-EXT-STS:task_state', None))
 
 
+def create_server(clients, name, volume_backed):
+    """A server of the guest image, as the demo user, without a network:
+    image-backed (1 GB root and 1 GB ephemeral) or booted from a 1 GB
+    volume. Returns it without waiting."""
+    image = next(i for i in clients.glance.images.list()
+                 if i['name'] == GUEST_IMAGE)
+    flavor = clients.nova.flavors.find(
+        name='snap.tiny-noeph' if volume_backed else 'snap.tiny')
+    kwargs = {'nics': 'none'}
+    if volume_backed:
+        kwargs['block_device_mapping_v2'] = [{
+            'boot_index': 0, 'uuid': image['id'], 'source_type': 'image',
+            'destination_type': 'volume', 'volume_size': 1,
+            'delete_on_termination': True}]
+    return clients.nova.servers.create(
+        name, None if volume_backed else image['id'], flavor, **kwargs)
+
+
+def boot(clients, name, volume_backed):
+    """``create_server``, once active: its id."""
+    server = create_server(clients, name, volume_backed)
+    wait('%s active' % name, lambda: settled(clients, server.id, 'ACTIVE'))
+    return server.id
+
+
 def delete_volume(clients, volume_id):
     """Delete the volume once it can go: True once it is gone or going."""
     try:

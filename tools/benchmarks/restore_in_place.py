@@ -25,7 +25,6 @@ import uuid
 
 import benchcloud
 from benchcloud import AGENT
-from benchcloud import GUEST_IMAGE
 from benchcloud import delete_volume
 from benchcloud import settled
 from benchcloud import wait
@@ -45,27 +44,14 @@ STEPS = (events.SAFETY_SET, events.RESTORE, events.STOP, events.DETACH,
 
 
 def boot(clients, name, volume_backed):
-    image = next(i for i in clients.glance.images.list()
-                 if i['name'] == GUEST_IMAGE)
-    flavor = clients.nova.flavors.find(
-        name='snap.tiny-noeph' if volume_backed else 'snap.tiny')
-    kwargs = {'nics': 'none'}
-    if volume_backed:
-        kwargs['block_device_mapping_v2'] = [{
-            'boot_index': 0, 'uuid': image['id'], 'source_type': 'image',
-            'destination_type': 'volume', 'volume_size': 1,
-            'delete_on_termination': True}]
-        image = None
-    server = clients.nova.servers.create(name, image and image['id'],
-                                         flavor, **kwargs)
-    wait('%s active' % name, lambda: settled(clients, server.id, 'ACTIVE'))
+    server_id = benchcloud.boot(clients, name, volume_backed)
     volume = clients.cinder.volumes.create(1, name='%s data' % name)
     wait('its volume', lambda: clients.cinder.volumes.get(
         volume.id).status == 'available')
-    clients.nova.volumes.create_server_volume(server.id, volume.id)
+    clients.nova.volumes.create_server_volume(server_id, volume.id)
     wait('its volume attached', lambda: clients.cinder.volumes.get(
         volume.id).status == 'in-use')
-    return server.id
+    return server_id
 
 
 class Steps:

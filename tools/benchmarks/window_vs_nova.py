@@ -109,23 +109,8 @@ def _guest_time(stamp):
 
 
 def boot(clients, kind):
-    name = 'bench-window-%s-%s' % (kind, uuid.uuid4().hex[:6])
-    image = next(i for i in clients.glance.images.list()
-                 if i['name'] == benchcloud.GUEST_IMAGE)
-    volume_backed = kind == 'volume'
-    flavor = clients.nova.flavors.find(
-        name='snap.tiny-noeph' if volume_backed else 'snap.tiny')
-    kwargs = {'nics': 'none'}
-    if volume_backed:
-        kwargs['block_device_mapping_v2'] = [{
-            'boot_index': 0, 'uuid': image['id'], 'source_type': 'image',
-            'destination_type': 'volume', 'volume_size': 1,
-            'delete_on_termination': True}]
-    server = clients.nova.servers.create(
-        name, None if volume_backed else image['id'], flavor, **kwargs)
-    wait('%s active' % name, lambda: benchcloud.settled(
-        clients, server.id, 'ACTIVE'))
-    return server.id
+    return benchcloud.boot(clients, 'bench-window-%s-%s' % (
+        kind, uuid.uuid4().hex[:6]), kind == 'volume')
 
 
 def attach_up_to(clients, server_id, count, volumes):

@@ -40,15 +40,9 @@ import minicloud  # noqa: E402
 
 
 def boot_all(clients, count):
-    image = next(i for i in clients.glance.images.list()
-                 if i['name'] == benchcloud.GUEST_IMAGE)
-    flavor = clients.nova.flavors.find(name='snap.tiny-noeph')
-    servers = [clients.nova.servers.create(
-        'bench-workers-%d' % n, None, flavor, nics='none',
-        block_device_mapping_v2=[{
-            'boot_index': 0, 'uuid': image['id'], 'source_type': 'image',
-            'destination_type': 'volume', 'volume_size': 1,
-            'delete_on_termination': True}]).id for n in range(count)]
+    servers = [benchcloud.create_server(clients, 'bench-workers-%d' % n,
+                                        volume_backed=True).id
+               for n in range(count)]
     agent = agent_module.AgentClient(clients.session, benchcloud.AGENT)
     for server_id in servers:
         wait('server %s active' % server_id, lambda s=server_id:
