@@ -62,7 +62,8 @@ class CaptureNotFound(CaptureError):
 
 
 class UploadHeldBack(Exception):
-    """The last upload is not ended: another copy's upload failed."""
+    """The last upload is not ended: another copy's upload failed, or
+    took longer than the hold."""
 
 
 @dataclasses.dataclass

@@ -157,11 +157,12 @@ MAX_PARTS = 64
 
 
 def _is_id(text):
+    """Whether ``text`` is an id as Glance and Cinder write them: a UUID in
+    its canonical form, nothing that could end up as more of a URL."""
     try:
-        uuid.UUID(str(text))
+        return str(uuid.UUID(str(text))) == text
     except ValueError:
         return False
-    return True
 
 
 def page_sets(clients, limit, marker=None, server_id=None,

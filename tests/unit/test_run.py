@@ -666,7 +666,8 @@ def test_a_page_reads_an_ephemeral_copy_not_on_it(cloud):
 
 
 def test_a_page_marker_that_is_no_set_is_refused_before_glance(cloud):
-    for marker in ('x&owner=another-project', 'images'):
+    for marker in ('x&owner=another-project', 'images',
+                   'urn:uuid:11111111-1111-1111-1111-111111111111'):
         with pytest.raises(errors.SetNotFound):
             sets.page_sets(cloud, 10, marker=marker)
     assert cloud.requests['glance.image_list'] == 0
