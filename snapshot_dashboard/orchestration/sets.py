@@ -201,6 +201,18 @@ def page_sets(clients, limit, marker=None, server_id=None,
     found = found[:limit]
     asked = [s for s in found
              if len(s.snapshot_ids) + len(s.member_image_ids) <= MAX_PARTS]
+    statuses, image_statuses = _part_statuses(
+        clients, [i for s in asked for i in s.snapshot_ids if _is_id(i)],
+        [i for s in asked for i in s.member_image_ids if _is_id(i)], images)
+    return ([s.with_part_statuses(statuses, image_statuses) for s in found],
+            found[-1].id if more else None)
+
+
+def _part_statuses(clients, snapshot_ids, image_ids, read=None):
+    """The Cinder statuses of ``snapshot_ids`` and the Glance statuses of
+    ``image_ids`` (those in ``read``, images already read, taken from it),
+    asked for at once; a part that is gone is left out."""
+    read = read or {}
 
     def snapshot_status(snapshot_id):
         try:
@@ -209,20 +221,19 @@ def page_sets(clients, limit, marker=None, server_id=None,
             return None
 
     def image_status(image_id):
-        if image_id in images:
-            return images[image_id].get('status')
+        if image_id in read:
+            return read[image_id].get('status')
         try:
             return clients.glance.images.get(image_id).get('status')
         except glance_exceptions.HTTPNotFound:
             return None
-    snapshot_ids = [i for s in asked for i in s.snapshot_ids if _is_id(i)]
-    image_ids = [i for s in asked for i in s.member_image_ids if _is_id(i)]
-    statuses = dict(zip(snapshot_ids, clients_module.each(
-        snapshot_status, snapshot_ids), strict=True))
-    image_statuses = dict(zip(image_ids, clients_module.each(
-        image_status, image_ids), strict=True))
-    return ([s.with_part_statuses(statuses, image_statuses) for s in found],
-            found[-1].id if more else None)
+
+    def known(ids, status):
+        return {i: found for i, found in zip(
+            ids, clients_module.each(status, ids), strict=True)
+            if found is not None}
+    return known(snapshot_ids, snapshot_status), known(image_ids,
+                                                        image_status)
 
 
 def _readable_set(image):
@@ -262,29 +273,12 @@ def get_set(clients, set_id, any_project=False):
         image = clients.glance.images.get(set_id)
     except glance_exceptions.HTTPNotFound:
         raise errors.SetNotFound(set_id) from None
-    try:
-        snapshot_set = SnapshotSet.from_image(image)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        # Any user may write any property on an image of theirs.
-        LOG.warning('Image %s looks like a set but cannot be read', set_id)
-        raise errors.SetNotFound(set_id) from None
+    snapshot_set = _readable_set(image)
     if snapshot_set is None or (not any_project
                                 and image.get('owner') != clients.project_id):
         raise errors.SetNotFound(set_id)
-    statuses, image_statuses = {}, {}
-    for snapshot_id in snapshot_set.snapshot_ids:
-        try:
-            statuses[snapshot_id] = clients.cinder.volume_snapshots.get(
-                snapshot_id).status
-        except cinder_exceptions.NotFound:
-            pass
-    for image_id in snapshot_set.member_image_ids:
-        try:
-            image_statuses[image_id] = clients.glance.images.get(
-                image_id).get('status')
-        except glance_exceptions.HTTPNotFound:
-            pass
-    return snapshot_set.with_part_statuses(statuses, image_statuses)
+    return snapshot_set.with_part_statuses(*_part_statuses(
+        clients, snapshot_set.snapshot_ids, snapshot_set.member_image_ids))
 
 
 def delete_set(clients, set_id, any_project=False):
